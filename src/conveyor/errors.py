@@ -127,7 +127,9 @@ class UnknownKey(CorruptPayload):
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        super().__init__(f"payload encrypted with unknown key id {key_id!r}; add it to the key ring")
+        super().__init__(
+            f"payload encrypted with unknown key id {key_id!r}; add it to the key ring"
+        )
 
 
 class StoreError(ConveyorError):
@@ -172,7 +174,7 @@ class TaskTimeout(JobFailure):
     """The soft timeout of the job passed while the handler ran."""
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Retry(Exception):
     """Raised by a handler to be run again after ``delay`` seconds.
 
     Counts as an attempt; when no attempt is left the job goes to the DLQ.
@@ -184,7 +186,7 @@ class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
         super().__init__(reason or f"retry requested (delay={delay})")
 
 
-class Cancel(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Cancel(Exception):
     """Raised by a handler to end the job as cancelled (e.g. after seeing the cancel flag)."""
 
 

@@ -56,7 +56,8 @@ def priority(value: object) -> int:
         )
     if not PRIORITY_MIN <= value <= PRIORITY_MAX:
         raise InvalidOption(
-            "priority", f"{value} is out of range {PRIORITY_MIN}..{PRIORITY_MAX} (higher runs first)"
+            "priority",
+            f"{value} is out of range {PRIORITY_MIN}..{PRIORITY_MAX} (higher runs first)",
         )
     return value
 
@@ -70,7 +71,9 @@ def max_attempts(value: object) -> int:
     return value
 
 
-def seconds(value: object, option: str, *, allow_none: bool = True, positive: bool = True) -> float | None:
+def seconds(
+    value: object, option: str, *, allow_none: bool = True, positive: bool = True
+) -> float | None:
     """A finite number of seconds (strictly positive unless ``positive`` is False)."""
     if value is None:
         if allow_none:

@@ -268,7 +268,9 @@ class Store(Protocol):
         with ``reason`` when ``retry_at`` is None. Returns the new state."""
         ...
 
-    def release(self, lease: Lease, *, run_at: float | None = None, now: float | None = None) -> None:
+    def release(
+        self, lease: Lease, *, run_at: float | None = None, now: float | None = None
+    ) -> None:
         """Give an unstarted or interrupted job back (``attempt -= 1``): pending, or
         scheduled when ``run_at`` is ahead."""
         ...

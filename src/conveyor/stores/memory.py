@@ -1,0 +1,707 @@
+"""The in-memory store: the reference semantics of the Store contract.
+
+Used for tests, for sync mode and as the model the other drivers are checked
+against. One lock guards everything, so each method is one atomic step. Nothing
+survives the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from conveyor.clock import Clock, SystemClock
+from conveyor.errors import (
+    ConfigurationError,
+    IdempotencyConflict,
+    LeaseLost,
+    UnknownDependency,
+)
+from conveyor.job import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    WAITING_STATES,
+    DependencyPolicy,
+    EnqueueResult,
+    FailureReason,
+    Job,
+    JobError,
+    JobState,
+    Lease,
+    NewJob,
+    StateCounts,
+    check_no_cycle,
+    check_transition,
+)
+from conveyor.stores.base import (
+    SEARCH_LIMIT_MAX,
+    CancelResult,
+    Capabilities,
+    ClaimParams,
+    Completion,
+    HeartbeatResult,
+    JobQuery,
+    Page,
+    PruneParams,
+    PruneResult,
+    RescueParams,
+    RescueResult,
+    StageResult,
+    StoreInfo,
+)
+
+S = JobState
+
+
+@dataclass(slots=True)
+class _KeyHold:
+    job_id: str
+    expires_at: float | None
+    fingerprint: str = ""
+
+
+class MemoryStore:
+    """A Store held in this process's memory (reference semantics, no durability)."""
+
+    capabilities = Capabilities(transactional_enqueue=False, blocking_wait=True, shared=False)
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._lock = threading.Condition()
+        self._jobs: dict[str, Job] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._unique: dict[str, _KeyHold] = {}
+        self._idempotency: dict[str, _KeyHold] = {}
+        self._wakeups = 0
+
+    # lifecycle ---------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Nothing to migrate; version 1."""
+        return 1
+
+    def close(self) -> None:
+        """Wake any waiter; the data stays until the object is dropped."""
+        with self._lock:
+            self._lock.notify_all()
+
+    def info(self) -> StoreInfo:
+        """Memory has no durability."""
+        return StoreInfo("memory", "memory://", "none (process memory; lost on exit)", 1)
+
+    def now(self) -> float:
+        """The injected clock."""
+        return self.clock.now()
+
+    def _now(self, now: float | None) -> float:
+        return self.clock.now() if now is None else now
+
+    # producers ---------------------------------------------------------------------------
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, connection: object | None = None, now: float | None = None
+    ) -> list[EnqueueResult]:
+        """Insert the batch atomically (validation first, then writes)."""
+        if connection is not None:
+            raise ConfigurationError(
+                "the memory store cannot join a database transaction; use the sqlite store"
+            )
+        check_no_cycle(jobs)
+        t = self._now(now)
+        with self._lock:
+            results = self._plan_enqueue(jobs, t)
+            batch = {job.id: job for job in jobs}
+            for new, result in zip(jobs, results, strict=True):
+                if result.duplicate:
+                    continue
+                self._insert(new, result.state, t, batch)
+            if any(not r.duplicate and r.state is S.PENDING for r in results):
+                self._wake()
+        return results
+
+    def _wake(self) -> None:
+        """Tell waiters that work may be available (call with the lock held)."""
+        self._wakeups += 1
+        self._lock.notify_all()
+
+    def _plan_enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
+        """Decide every job's fate before writing anything (so a bad item writes nothing)."""
+        batch_ids = {job.id for job in jobs}
+        results: list[EnqueueResult] = []
+        seen_unique: dict[str, str] = {}
+        seen_idem: dict[str, tuple[str, str]] = {}
+        for job in jobs:
+            for dep in job.depends_on:
+                if dep not in batch_ids and dep not in self._jobs:
+                    raise UnknownDependency(dep)
+            dup = self._duplicate_of(job, now, seen_unique, seen_idem)
+            if dup is not None:
+                results.append(EnqueueResult(dup, self._state_of(dup, results, jobs), True))
+                continue
+            results.append(EnqueueResult(job.id, self._initial_state(job, now, jobs, results)))
+            if job.unique_key:
+                seen_unique[job.unique_key] = job.id
+            if job.idempotency_key:
+                seen_idem[job.idempotency_key] = (job.id, job.fingerprint)
+        return results
+
+    def _state_of(self, job_id: str, results: list[EnqueueResult], jobs: Sequence[NewJob]) -> S:
+        if job_id in self._jobs:
+            return self._jobs[job_id].state
+        for new, result in zip(jobs, results, strict=False):
+            if new.id == job_id:
+                return result.state
+        return S.PENDING
+
+    def _duplicate_of(
+        self,
+        job: NewJob,
+        now: float,
+        seen_unique: dict[str, str],
+        seen_idem: dict[str, tuple[str, str]],
+    ) -> str | None:
+        if job.idempotency_key:
+            key = job.idempotency_key
+            if key in seen_idem:
+                first, fingerprint = seen_idem[key]
+                if fingerprint != job.fingerprint:
+                    raise IdempotencyConflict(key, first)
+                return first
+            hold = self._idempotency.get(key)
+            if hold is not None and hold.expires_at is not None and hold.expires_at > now:
+                if hold.fingerprint != job.fingerprint:
+                    raise IdempotencyConflict(key, hold.job_id)
+                return hold.job_id
+        if job.unique_key:
+            if job.unique_key in seen_unique:
+                return seen_unique[job.unique_key]
+            hold = self._unique.get(job.unique_key)
+            if hold is not None and self._unique_held(hold, now):
+                return hold.job_id
+        return None
+
+    def _unique_held(self, hold: _KeyHold, now: float) -> bool:
+        if hold.expires_at is not None:
+            return hold.expires_at > now
+        holder = self._jobs.get(hold.job_id)
+        return holder is not None and holder.state in ACTIVE_STATES
+
+    def _initial_state(
+        self, job: NewJob, now: float, jobs: Sequence[NewJob], results: list[EnqueueResult]
+    ) -> S:
+        planned = {new.id: r.state for new, r in zip(jobs, results, strict=False)}
+        for dep in job.depends_on:
+            state = planned.get(dep) or self._jobs[dep].state
+            if state in (S.FAILED, S.CANCELLED):
+                return (
+                    S.FAILED if job.on_dependency_failure is DependencyPolicy.FAIL else S.CANCELLED
+                )
+        if any((planned.get(d) or self._jobs[d].state) is not S.COMPLETED for d in job.depends_on):
+            return S.BLOCKED
+        if job.run_at is not None and job.run_at > now:
+            return S.SCHEDULED
+        return S.PENDING
+
+    def _insert(self, new: NewJob, state: S, now: float, batch: dict[str, NewJob]) -> None:
+        open_deps = [
+            d for d in new.depends_on if d in batch or self._jobs[d].state is not S.COMPLETED
+        ]
+        reason = None
+        if state in (S.FAILED, S.CANCELLED):
+            reason = FailureReason.DEPENDENCY_FAILED.value
+        job = Job(
+            id=new.id,
+            queue=new.queue,
+            task=new.task,
+            payload=new.payload,
+            state=state,
+            priority=new.priority,
+            max_attempts=new.max_attempts,
+            run_at=now if new.run_at is None else new.run_at,
+            timeout=new.timeout,
+            depends_on=tuple(new.depends_on),
+            blocked_by=len(open_deps) if state is S.BLOCKED else 0,
+            on_dependency_failure=new.on_dependency_failure,
+            parent_id=new.parent_id,
+            tags=tuple(new.tags),
+            unique_key=new.unique_key,
+            idempotency_key=new.idempotency_key,
+            task_version=new.task_version,
+            failure_reason=reason,
+            created_at=now,
+            finished_at=now if reason else None,
+        )
+        self._jobs[job.id] = job
+        for dep in open_deps:
+            self._dependents.setdefault(dep, []).append(job.id)
+        if new.unique_key:
+            expires = None if new.unique_for is None else now + new.unique_for
+            self._unique[new.unique_key] = _KeyHold(job.id, expires)
+        if new.idempotency_key:
+            self._idempotency[new.idempotency_key] = _KeyHold(
+                job.id, now + new.idempotency_for, new.fingerprint
+            )
+
+    # consumers ---------------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[Lease]:
+        """Lease up to ``limit`` pending jobs, queues in the given order."""
+        now = self._now(params.now)
+        with self._lock:
+            if params.job_ids is not None:
+                chosen = [
+                    self._jobs[i]
+                    for i in params.job_ids
+                    if i in self._jobs and self._jobs[i].state is S.PENDING
+                ][: params.limit]
+            else:
+                chosen = []
+                for queue in params.queues:
+                    room = params.limit - len(chosen)
+                    if room <= 0:
+                        break
+                    ready = [
+                        j for j in self._jobs.values() if j.state is S.PENDING and j.queue == queue
+                    ]
+                    ready.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+                    chosen.extend(ready[:room])
+            leases = []
+            for job in chosen:
+                check_transition(job.id, job.state, S.PROCESSING)
+                token = secrets.token_hex(16)
+                expires = now + params.lease_for
+                claimed = dataclasses.replace(
+                    job,
+                    state=S.PROCESSING,
+                    attempt=job.attempt + 1,
+                    lease_token=token,
+                    lease_expires_at=expires,
+                    worker_id=params.worker_id,
+                    started_at=now,
+                    finished_at=None,
+                    heartbeat_at=now,
+                    cancel_requested=False,
+                )
+                self._jobs[job.id] = claimed
+                leases.append(Lease(claimed, token, expires))
+            return leases
+
+    def _held(self, lease: Lease) -> Job | None:
+        job = self._jobs.get(lease.job_id)
+        if job is None or job.state is not S.PROCESSING or job.lease_token != lease.token:
+            return None
+        return job
+
+    def _require(self, lease: Lease) -> Job:
+        job = self._held(lease)
+        if job is None:
+            raise LeaseLost(lease.job_id)
+        return job
+
+    def heartbeat(
+        self, leases: Sequence[Lease], *, extend: float, now: float | None = None
+    ) -> HeartbeatResult:
+        """Extend each held lease; report the lost and the cancel-requested."""
+        t = self._now(now)
+        renewed: dict[str, float] = {}
+        lost: list[str] = []
+        cancel: list[str] = []
+        with self._lock:
+            for lease in leases:
+                job = self._held(lease)
+                if job is None:
+                    lost.append(lease.job_id)
+                    continue
+                expires = t + extend
+                self._jobs[job.id] = dataclasses.replace(
+                    job, lease_expires_at=expires, heartbeat_at=t
+                )
+                renewed[job.id] = expires
+                if job.cancel_requested:
+                    cancel.append(job.id)
+        return HeartbeatResult(renewed, lost, cancel)
+
+    def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
+        """Mark each held job completed and release its dependents."""
+        t = self._now(now)
+        lost: list[str] = []
+        with self._lock:
+            for done in completions:
+                job = self._held(done.lease)
+                if job is None:
+                    lost.append(done.lease.job_id)
+                    continue
+                check_transition(job.id, job.state, S.COMPLETED)
+                self._jobs[job.id] = dataclasses.replace(
+                    job,
+                    state=S.COMPLETED,
+                    result=done.result,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    finished_at=t,
+                    cancel_requested=False,
+                )
+                if self._release_dependents(job.id, t):
+                    self._wake()
+        return lost
+
+    def _release_dependents(self, job_id: str, now: float) -> int:
+        """Unblock dependents whose last dependency this was; return how many became pending."""
+        ready = 0
+        for dep_id in self._dependents.pop(job_id, []):
+            dep = self._jobs.get(dep_id)
+            if dep is None or dep.state is not S.BLOCKED:
+                continue
+            left = max(dep.blocked_by - 1, 0)
+            if left:
+                self._jobs[dep_id] = dataclasses.replace(dep, blocked_by=left)
+                continue
+            target = S.SCHEDULED if dep.run_at > now else S.PENDING
+            check_transition(dep_id, dep.state, target)
+            self._jobs[dep_id] = dataclasses.replace(dep, blocked_by=0, state=target)
+            ready += target is S.PENDING
+        return ready
+
+    def _propagate_failure(self, job_id: str, now: float) -> None:
+        """Fail or cancel (by each one's policy) every job waiting on ``job_id``, transitively."""
+        todo = list(self._dependents.pop(job_id, []))
+        while todo:
+            dep_id = todo.pop()
+            dep = self._jobs.get(dep_id)
+            if dep is None or dep.state is not S.BLOCKED:
+                continue
+            target = S.FAILED if dep.on_dependency_failure is DependencyPolicy.FAIL else S.CANCELLED
+            check_transition(dep_id, dep.state, target)
+            self._jobs[dep_id] = dataclasses.replace(
+                dep,
+                state=target,
+                failure_reason=FailureReason.DEPENDENCY_FAILED.value,
+                finished_at=now,
+            )
+            todo.extend(self._dependents.pop(dep_id, []))
+
+    def fail(
+        self,
+        lease: Lease,
+        error: JobError,
+        *,
+        retry_at: float | None,
+        reason: FailureReason | None = None,
+        now: float | None = None,
+    ) -> JobState:
+        """Record the error; retrying until ``retry_at`` or failed (DLQ)."""
+        t = self._now(now)
+        with self._lock:
+            job = self._require(lease)
+            target = S.RETRYING if retry_at is not None else S.FAILED
+            check_transition(job.id, job.state, target)
+            self._jobs[job.id] = dataclasses.replace(
+                job,
+                state=target,
+                errors=(*job.errors, error),
+                run_at=retry_at if retry_at is not None else job.run_at,
+                lease_token=None,
+                lease_expires_at=None,
+                finished_at=t,
+                failure_reason=(reason or FailureReason.EXHAUSTED).value
+                if target is S.FAILED
+                else None,
+                cancel_requested=False,
+            )
+            if target is S.FAILED:
+                self._propagate_failure(job.id, t)
+            return target
+
+    def release(
+        self, lease: Lease, *, run_at: float | None = None, now: float | None = None
+    ) -> None:
+        """Give the job back unstarted: pending, or scheduled if ``run_at`` is ahead."""
+        t = self._now(now)
+        with self._lock:
+            job = self._require(lease)
+            target = S.SCHEDULED if run_at is not None and run_at > t else S.PENDING
+            check_transition(job.id, job.state, target)
+            self._jobs[job.id] = dataclasses.replace(
+                job,
+                state=target,
+                attempt=max(job.attempt - 1, 0),
+                run_at=run_at if run_at is not None else job.run_at,
+                lease_token=None,
+                lease_expires_at=None,
+                worker_id=None,
+                started_at=None,
+                heartbeat_at=None,
+            )
+            if target is S.PENDING:
+                self._wake()
+
+    def finish_cancelled(self, lease: Lease, *, now: float | None = None) -> None:
+        """End the held job as cancelled and cancel/fail its dependents."""
+        t = self._now(now)
+        with self._lock:
+            job = self._require(lease)
+            self._set_cancelled(job, t)
+
+    def _set_cancelled(self, job: Job, now: float) -> None:
+        check_transition(job.id, job.state, S.CANCELLED)
+        self._jobs[job.id] = dataclasses.replace(
+            job,
+            state=S.CANCELLED,
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+            failure_reason=FailureReason.CANCELLED.value,
+            cancel_requested=False,
+        )
+        self._propagate_failure(job.id, now)
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block on the condition until an enqueue or release notifies, or ``timeout``."""
+        with self._lock:
+            seen = self._wakeups
+            self._lock.wait_for(lambda: self._wakeups != seen, timeout=timeout)
+            return self._wakeups != seen
+
+    # maintenance -------------------------------------------------------------------------
+    def stage_due(self, *, now: float | None = None, limit: int = 1000) -> StageResult:
+        """Promote due scheduled/retrying jobs; report the next due time."""
+        t = self._now(now)
+        promoted = 0
+        next_due: float | None = None
+        with self._lock:
+            waiting = sorted(
+                (j for j in self._jobs.values() if j.state in WAITING_STATES),
+                key=lambda j: (j.run_at, j.id),
+            )
+            for job in waiting:
+                if job.run_at <= t and promoted < limit:
+                    self._jobs[job.id] = dataclasses.replace(job, state=S.PENDING)
+                    promoted += 1
+                elif next_due is None or job.run_at < next_due:
+                    next_due = job.run_at
+            if promoted:
+                self._wake()
+        return StageResult(promoted, next_due)
+
+    def rescue_expired(self, params: RescueParams) -> RescueResult:
+        """Retry or fail processing jobs whose lease expired."""
+        t = self._now(params.now)
+        retried: list[str] = []
+        failed: list[str] = []
+        with self._lock:
+            expired = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.state is S.PROCESSING
+                    and j.lease_expires_at is not None
+                    and j.lease_expires_at < t
+                ),
+                key=lambda j: (j.lease_expires_at or 0.0, j.id),
+            )[: params.limit]
+            for job in expired:
+                rescues = job.rescue_count + 1
+                error = JobError(
+                    attempt=job.attempt,
+                    type="LeaseExpired",
+                    message=f"lease of worker {job.worker_id} expired (crashed or stalled)",
+                    worker_id=job.worker_id or "",
+                    started_at=job.started_at,
+                    failed_at=t,
+                )
+                reason: str | None = None
+                if rescues >= params.max_rescues:
+                    reason = FailureReason.POISON.value
+                elif job.attempt >= job.max_attempts:
+                    reason = FailureReason.EXHAUSTED.value
+                target = S.FAILED if reason else S.RETRYING
+                check_transition(job.id, job.state, target)
+                self._jobs[job.id] = dataclasses.replace(
+                    job,
+                    state=target,
+                    rescue_count=rescues,
+                    errors=(*job.errors, error),
+                    run_at=job.run_at if reason else t + params.retry_delay,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    finished_at=t,
+                    failure_reason=reason,
+                    cancel_requested=False,
+                )
+                if reason:
+                    failed.append(job.id)
+                    self._propagate_failure(job.id, t)
+                else:
+                    retried.append(job.id)
+        return RescueResult(retried, failed)
+
+    def prune(self, params: PruneParams) -> PruneResult:
+        """Delete terminal jobs past their retention; drop orphaned key holds."""
+        t = self._now(params.now)
+        ages = {
+            S.COMPLETED: params.completed_after,
+            S.FAILED: params.failed_after,
+            S.CANCELLED: params.cancelled_after,
+        }
+        with self._lock:
+            doomed = [
+                j.id
+                for j in self._jobs.values()
+                if j.state in TERMINAL_STATES
+                and ages[j.state] is not None
+                and (j.finished_at or j.created_at) <= t - (ages[j.state] or 0.0)
+            ][: params.limit]
+            for job_id in doomed:
+                del self._jobs[job_id]
+                self._dependents.pop(job_id, None)
+            orphans = self._drop_orphans(t)
+        return PruneResult(len(doomed), orphans)
+
+    def _drop_orphans(self, now: float) -> int:
+        dropped = 0
+        for table in (self._unique, self._idempotency):
+            for key in [
+                k
+                for k, hold in table.items()
+                if hold.job_id not in self._jobs
+                or (hold.expires_at is not None and hold.expires_at <= now)
+            ]:
+                del table[key]
+                dropped += 1
+        return dropped
+
+    # management --------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job by id."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """Jobs by id, in order, unknown ids skipped."""
+        with self._lock:
+            return [self._jobs[i] for i in job_ids if i in self._jobs]
+
+    def search(self, query: JobQuery) -> Page:
+        """Filter, order by created_at then id, and page."""
+        limit, offset = _page_bounds(query)
+        with self._lock:
+            found = [j for j in self._jobs.values() if _matches(j, query)]
+        found.sort(key=lambda j: (j.created_at, j.id), reverse=query.newest_first)
+        return Page(found[offset : offset + limit], len(found), limit, offset)
+
+    def stats(self, *, now: float | None = None) -> list[StateCounts]:
+        """Counts per queue and state, oldest pending time per queue."""
+        with self._lock:
+            by_queue: dict[str, StateCounts] = {}
+            for job in self._jobs.values():
+                entry = by_queue.setdefault(job.queue, StateCounts(job.queue))
+                entry.counts[job.state.value] = entry.counts.get(job.state.value, 0) + 1
+                if job.state is S.PENDING and (
+                    entry.oldest_pending_at is None or job.run_at < entry.oldest_pending_at
+                ):
+                    entry.oldest_pending_at = job.run_at
+        return [by_queue[q] for q in sorted(by_queue)]
+
+    def cancel(
+        self, job_ids: Sequence[str], *, force: bool = False, now: float | None = None
+    ) -> CancelResult:
+        """Cancel waiting jobs now; processing ones by flag, or at once with ``force``."""
+        t = self._now(now)
+        cancelled: list[str] = []
+        requested: list[str] = []
+        skipped: list[str] = []
+        with self._lock:
+            for job_id in _unique_ids(job_ids):
+                job = self._jobs.get(job_id)
+                if job is None or job.state in TERMINAL_STATES:
+                    skipped.append(job_id)
+                elif job.state is S.PROCESSING and not force:
+                    self._jobs[job_id] = dataclasses.replace(job, cancel_requested=True)
+                    requested.append(job_id)
+                else:
+                    self._set_cancelled(job, t)
+                    cancelled.append(job_id)
+        return CancelResult(cancelled, requested, skipped)
+
+    def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
+        """Failed/cancelled -> pending with fresh attempts (errors kept)."""
+        t = self._now(now)
+        moved: list[str] = []
+        with self._lock:
+            for job_id in _unique_ids(job_ids):
+                job = self._jobs.get(job_id)
+                if job is None or job.state not in (S.FAILED, S.CANCELLED):
+                    continue
+                check_transition(job_id, job.state, S.PENDING)
+                self._jobs[job_id] = dataclasses.replace(
+                    job,
+                    state=S.PENDING,
+                    attempt=0,
+                    rescue_count=0,
+                    run_at=t,
+                    failure_reason=None,
+                    finished_at=None,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    cancel_requested=False,
+                )
+                moved.append(job_id)
+            if moved:
+                self._wake()
+        return moved
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete non-processing jobs; dependents of unfinished ones get their policy."""
+        t = self.clock.now()
+        deleted = 0
+        with self._lock:
+            for job_id in _unique_ids(job_ids):
+                job = self._jobs.get(job_id)
+                if job is None or job.state is S.PROCESSING:
+                    continue
+                del self._jobs[job_id]
+                deleted += 1
+                if job.state is not S.COMPLETED:
+                    self._propagate_failure(job_id, t)
+                self._dependents.pop(job_id, None)
+        return deleted
+
+    # testing aids --------------------------------------------------------------------------
+    def all_jobs(self) -> list[Job]:
+        """Every job, oldest first (for tests and the sync mode)."""
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
+
+
+def _unique_ids(job_ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(job_ids))
+
+
+def _page_bounds(query: JobQuery) -> tuple[int, int]:
+    if query.limit < 0 or query.offset < 0:
+        raise ValueError("limit and offset must not be negative")
+    return min(query.limit, SEARCH_LIMIT_MAX), query.offset
+
+
+def _matches(job: Job, q: JobQuery) -> bool:
+    if q.ids is not None and job.id not in q.ids:
+        return False
+    if q.states is not None and job.state not in q.states:
+        return False
+    if q.queues is not None and job.queue not in q.queues:
+        return False
+    if q.tasks is not None and job.task not in q.tasks:
+        return False
+    if q.tag is not None and q.tag not in job.tags:
+        return False
+    if q.since is not None and job.created_at < q.since:
+        return False
+    if q.until is not None and job.created_at >= q.until:
+        return False
+    if q.text:
+        needle = q.text.lower()
+        haystack = [job.id, job.task, job.queue, job.failure_reason or ""]
+        haystack.extend(e.message for e in job.errors)
+        if not any(needle in h.lower() for h in haystack):
+            return False
+    return True

@@ -1,0 +1,406 @@
+"""The App: task registry, store, codec, middleware and event bus, passed explicitly."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from conveyor import validation
+from conveyor.clock import Clock, SystemClock
+from conveyor.codec import Codec, Keyring
+from conveyor.config import AppSettings, build, read_file_settings
+from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask
+from conveyor.events import EventBus, JobEnqueued
+from conveyor.ids import IdGenerator
+from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
+from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
+from conveyor.retry import RetryPolicy
+from conveyor.stores import open_store
+from conveyor.stores.base import Store
+from conveyor.task import JobOptions, Task, TaskOptions
+from conveyor.workflow import Chain, Signature
+
+if TYPE_CHECKING:
+    from conveyor.config import WorkerSettings
+    from conveyor.worker.consumer import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger("conveyor.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A decoded job payload: arguments, plus the job whose result is piped in."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    piped_from: str | None = None
+
+
+class JobInfo:
+    """A stored job with its payload and result decoded on demand."""
+
+    def __init__(self, app: App, job: Job) -> None:
+        self.app = app
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"<JobInfo {self.job.id} {self.job.task} {self.job.state.value}>"
+
+    @property
+    def id(self) -> str:
+        """The job id."""
+        return self.job.id
+
+    @property
+    def state(self) -> JobState:
+        """Current state (as of when this object was read)."""
+        return self.job.state
+
+    @property
+    def result(self) -> Any:
+        """The handler's return value (None until completed)."""
+        return self.app.decode_result(self.job)
+
+    @property
+    def attempts(self) -> list[Any]:
+        """Attempt history (see :attr:`conveyor.job.Job.attempts`)."""
+        return self.job.attempts
+
+    @property
+    def errors(self) -> tuple[JobError, ...]:
+        """One entry per failed attempt."""
+        return self.job.errors
+
+    @property
+    def failure_reason(self) -> str | None:
+        """Why the job is in the DLQ or cancelled."""
+        return self.job.failure_reason
+
+    def payload(self) -> Payload:
+        """Decoded arguments (raises CorruptPayload if the stored frame is bad)."""
+        return self.app.decode_payload(self.job)
+
+
+@dataclass(frozen=True, slots=True)
+class JobHandle:
+    """What enqueue returns: the job id, and whether an existing job was returned."""
+
+    app: App
+    id: str
+    duplicate: bool = False
+
+    def get(self) -> JobInfo:
+        """Read the job now."""
+        return self.app.get_job(self.id)
+
+    @property
+    def state(self) -> JobState:
+        """The job's state right now."""
+        return self.get().state
+
+    def wait(self, timeout: float = 30.0, interval: float = 0.01) -> JobInfo:
+        """Poll until the job is terminal or ``timeout`` passes (then return it as is)."""
+        deadline = time.monotonic() + timeout
+        info = self.get()
+        while not info.job.is_terminal and time.monotonic() < deadline:
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.25)
+            info = self.get()
+        return info
+
+
+class App:
+    """Tasks, a store and a codec: everything producers and workers share.
+
+    ``store`` is a DSN (``sqlite:///jobs.db``, ``memory://``) or a Store; by default
+    ``CONVEYOR_STORE``, else ``sqlite:///conveyor.db``. The store opens on first use.
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        settings: AppSettings | None = None,
+        codec: Codec | None = None,
+        clock: Clock | None = None,
+        middleware: Sequence[ExecuteMiddleware] = (),
+        enqueue_middleware: Sequence[EnqueueMiddleware] = (),
+    ) -> None:
+        if settings is None:
+            flags = {"store": store} if isinstance(store, str) else {}
+            settings = build(AppSettings, flags=flags, env=os.environ, file=read_file_settings())
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._store: Store | None = (
+            store if store is not None and not isinstance(store, str) else None
+        )
+        self._dsn = store if isinstance(store, str) else settings.store
+        self.codec = codec or Codec(
+            keyring=Keyring.from_string(settings.encryption_keys)
+            if settings.encryption_keys
+            else None,
+            compress_above=settings.compress_above,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.middleware = list(middleware)
+        self.enqueue_middleware = list(enqueue_middleware)
+        self.events = EventBus()
+        self.ids = IdGenerator()
+
+    # store -------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        """The store, opened on first use."""
+        if self._store is None:
+            self._store = open_store(self._dsn, clock=self.clock)
+        return self._store
+
+    @property
+    def dsn(self) -> str:
+        """Where the store lives (as configured)."""
+        return self._dsn if self._store is None or self._dsn else type(self._store).__name__
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        if self._store is not None:
+            self._store.close()
+
+    # tasks -------------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int | str = 0,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        tags: Sequence[str] = (),
+        version: int = 1,
+        on_dependency_failure: str = "fail",
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register a function (sync or ``async def``) as a task.
+
+        Use as ``@app.task`` or ``@app.task(queue="emails", max_attempts=5, timeout=30)``.
+        """
+        if fn is not None:
+            return self._register(fn, {})
+        return lambda f: self._register(f, options)
+
+    def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        name = options.pop("name", None) or f"{fn.__module__}.{fn.__qualname__}"
+        validation.task_name(name)
+        if name in self.tasks and self.tasks[name].fn is not fn:
+            raise InvalidOption("name", f"a different task is already registered as {name!r}")
+        if options.get("retry") is None:
+            options.pop("retry", None)
+        if "retry_on" in options:
+            options["retry_on"] = tuple(options["retry_on"])
+        try:
+            task_options = TaskOptions(**options)
+        except TypeError as exc:
+            raise InvalidOption("task", str(exc)) from exc
+        try:
+            sig: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            sig = None
+        task: Task[Any, Any] = Task(
+            app=self,
+            name=name,
+            fn=fn,
+            options=task_options,
+            is_async=inspect.iscoroutinefunction(fn),
+            signature=sig,
+        )
+        self.tasks[name] = task
+        return task
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        """The task registered as ``name``, or :class:`UnknownTask`."""
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise UnknownTask(name, list(self.tasks)) from None
+
+    # enqueue -----------------------------------------------------------------------------
+    def enqueue(
+        self,
+        task_name: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """Enqueue a registered task by name (what the CLI uses)."""
+        task = self.get_task(task_name)
+        return self.enqueue_task(
+            task, tuple(args), dict(kwargs or {}), task.job_options.merged(**options)
+        )
+
+    def enqueue_task(
+        self, task: Task[Any, Any], args: Sequence[Any], kwargs: dict[str, Any], options: JobOptions
+    ) -> JobHandle:
+        """Validate, encode and store one job."""
+        new = self.build_job(task, args, kwargs, options)
+        result = self.submit([new], connection=options.connection)[0]
+        return JobHandle(self, result.id, result.duplicate)
+
+    def enqueue_chain(self, signatures: Sequence[Signature]) -> list[JobHandle]:
+        """Store a chain atomically: each job depends on, and receives the result of,
+        the one before it."""
+        jobs: list[NewJob] = []
+        previous: str | None = None
+        connection = None
+        for sig in signatures:
+            deps = sig.options.depends_on + ((previous,) if previous else ())
+            options = sig.options.merged(depends_on=deps)
+            jobs.append(
+                self.build_job(sig.task, sig.args, sig.kwargs, options, piped_from=previous)
+            )
+            previous = jobs[-1].id
+            connection = connection or sig.options.connection
+        results = self.submit(jobs, connection=connection)
+        return [JobHandle(self, r.id, r.duplicate) for r in results]
+
+    def chain(self, *signatures: Signature) -> Chain:
+        """``app.chain(a.s(1), b.s(), c.s())``: each result is the next one's first argument."""
+        return Chain(self, signatures)
+
+    def build_job(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: JobOptions,
+        *,
+        piped_from: str | None = None,
+    ) -> NewJob:
+        """Turn a call into a validated, encoded :class:`NewJob` (nothing is stored)."""
+        if not isinstance(kwargs, dict):
+            raise InvalidOption("kwargs", "must be a dict of keyword arguments")
+        task.check_arguments(args, kwargs, piped_from is not None)
+        defaults = task.options
+        job_id = self.ids.new()
+        data = self.encode_arguments(args, kwargs, piped_from)
+        fingerprint = ""
+        if options.idempotency_key:
+            fingerprint = hashlib.sha256(task.name.encode() + b"\0" + data).hexdigest()
+        tags = validation.tags((*defaults.tags, *options.tags))
+        return NewJob(
+            id=job_id,
+            queue=options.queue or defaults.queue,
+            task=task.name,
+            payload=self.codec.seal(data, aad=job_id.encode()),
+            priority=defaults.priority if options.priority is None else options.priority,
+            max_attempts=options.max_attempts or defaults.max_attempts,
+            run_at=options.due_at(self.clock.now()),
+            timeout=options.timeout or defaults.timeout,
+            depends_on=options.depends_on,
+            on_dependency_failure=options.on_dependency_failure or defaults.on_dependency_failure,
+            parent_id=piped_from,
+            tags=tags,
+            unique_key=options.unique_key,
+            unique_for=options.unique_for,
+            idempotency_key=options.idempotency_key,
+            idempotency_for=options.idempotency_for,
+            fingerprint=fingerprint,
+            task_version=defaults.version,
+        )
+
+    def encode_arguments(
+        self, args: Sequence[Any], kwargs: dict[str, Any], piped_from: str | None
+    ) -> bytes:
+        """Serialize arguments to JSON bytes; errors name the path (``args[1].items[3]``)."""
+        encoded_args = self.codec.dumps(list(args), what="args")
+        encoded_kwargs = self.codec.dumps(kwargs, what="kwargs")
+        piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
+        return b'{"a":' + encoded_args + b',"k":' + encoded_kwargs + piped + b"}"
+
+    def submit(
+        self, jobs: Sequence[NewJob], *, connection: object | None = None
+    ) -> list[EnqueueResult]:
+        """Store built jobs through the enqueue middleware, atomically."""
+
+        def store_call(batch: Sequence[NewJob]) -> list[EnqueueResult]:
+            return self.store.enqueue(batch, connection=connection)
+
+        call = (
+            compose_enqueue(self.enqueue_middleware, store_call)
+            if self.enqueue_middleware
+            else store_call
+        )
+        results = call(jobs)
+        if self.events.wants(JobEnqueued):
+            for new, res in zip(jobs, results, strict=True):
+                self.events.publish(JobEnqueued(res.id, new.task, new.queue, res.duplicate))
+        return results
+
+    # reading -----------------------------------------------------------------------------
+    def get_job(self, job_id: str) -> JobInfo:
+        """The job with that id (:class:`JobNotFound` if there is none)."""
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return JobInfo(self, job)
+
+    def decode_payload(self, job: Job) -> Payload:
+        """Decode and check a job's payload; any problem is :class:`CorruptPayload`."""
+        value = self.codec.decode(job.payload, aad=job.id.encode())
+        if not isinstance(value, dict) or not isinstance(value.get("a"), list):
+            raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
+        kwargs = value.get("k", {})
+        piped = value.get("p")
+        if not isinstance(kwargs, dict) or not (piped is None or isinstance(piped, str)):
+            raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
+        return Payload(value["a"], kwargs, piped)
+
+    def encode_result(self, job_id: str, value: object) -> bytes | None:
+        """Encode a handler's return value (None stays None)."""
+        if value is None:
+            return None
+        return self.codec.encode(value, aad=job_id.encode() + b":result", what="result")
+
+    def decode_result(self, job: Job) -> Any:
+        """Decode a stored result."""
+        if job.result is None:
+            return None
+        return self.codec.decode(job.result, aad=job.id.encode() + b":result")
+
+    # running -----------------------------------------------------------------------------
+    def run_sync(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: dict[str, Any], options: JobOptions
+    ) -> R:
+        """Record a job and run it in this process now (one attempt, no background retry)."""
+        from conveyor.worker.sync import run_now
+
+        new = self.build_job(task, args, kwargs, options)
+        if new.depends_on:
+            raise InvalidOption("depends_on", "run_sync cannot wait for dependencies; use enqueue")
+        stored = self.submit([new], connection=options.connection)[0]
+        result: R = run_now(self, stored.id)
+        return result
+
+    def worker(self, settings: WorkerSettings | None = None, **overrides: Any) -> Worker:
+        """A single-process worker for this app (the CLI's ``conveyor worker`` builds one)."""
+        from conveyor.config import WorkerSettings
+        from conveyor.worker.consumer import Worker
+
+        if settings is None:
+            settings = WorkerSettings(**overrides)
+        return Worker(self, settings)

@@ -1,0 +1,186 @@
+"""Settings: frozen dataclasses, filled from flags > ``CONVEYOR_*`` env > file > code.
+
+The file is ``conveyor.toml`` (top level) or the ``[tool.conveyor]`` table of
+``pyproject.toml`` in the working directory. Each field ``foo_bar`` is read from
+the environment as ``CONVEYOR_FOO_BAR`` and from the file as ``foo_bar``. Values
+are validated once, up front, with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conveyor.errors import ConfigurationError
+
+DEFAULT_STORE = "sqlite:///conveyor.db"
+ENV_PREFIX = "CONVEYOR_"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppSettings:
+    """Settings of an :class:`~conveyor.App` (store, codec, logging)."""
+
+    store: str = DEFAULT_STORE
+    encryption_keys: str = ""
+    """``id:base64key,…``; the first key encrypts, all of them decrypt."""
+    max_payload_bytes: int = 1 << 20
+    compress_above: int = 1024
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        _positive("max_payload_bytes", self.max_payload_bytes)
+        if self.compress_above < 0:
+            raise ConfigurationError("compress_above: must not be negative")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(
+                f"log_format: must be 'text' or 'json', got {self.log_format!r}"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigurationError(f"log_level: unknown level {self.log_level!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    """Settings of a worker; the invariants between them are checked here."""
+
+    queues: str = "default"
+    """``a,b,c`` (strict order) or ``high=6,default=3,low=1`` (weighted)."""
+    prefetch: int = 1
+    """Jobs claimed per round trip; more than 1 only helps very short jobs."""
+    lease_seconds: float = 30.0
+    heartbeat_interval: float = 5.0
+    rescue_interval: float = 5.0
+    poll_interval: float = 1.0
+    """Longest sleep without a wake-up before looking again (a safety net)."""
+    max_rescues: int = 3
+    rescue_retry_delay: float = 1.0
+    burst: bool = False
+    grace: float = 30.0
+    worker_id: str = ""
+    """Empty: ``host:pid``."""
+
+    def __post_init__(self) -> None:
+        from conveyor.queues import parse_queues
+
+        parse_queues(self.queues)
+        _positive("prefetch", self.prefetch)
+        _positive("max_rescues", self.max_rescues)
+        for name in ("lease_seconds", "heartbeat_interval", "rescue_interval", "poll_interval"):
+            _positive(name, getattr(self, name))
+        if self.grace < 0 or self.rescue_retry_delay < 0:
+            raise ConfigurationError("grace and rescue_retry_delay must not be negative")
+        if self.heartbeat_interval > self.lease_seconds / 4:
+            raise ConfigurationError(
+                f"heartbeat_interval ({self.heartbeat_interval}s) must be at most a quarter of "
+                f"lease_seconds ({self.lease_seconds}s), so a lease survives a missed heartbeat"
+            )
+        if self.rescue_interval > self.lease_seconds:
+            raise ConfigurationError(
+                f"rescue_interval ({self.rescue_interval}s) must not exceed "
+                f"lease_seconds ({self.lease_seconds}s)"
+            )
+
+
+def _positive(name: str, value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name}: must be greater than 0, got {value!r}")
+
+
+def read_file_settings(cwd: Path | None = None) -> dict[str, Any]:
+    """Settings from ``conveyor.toml`` or ``pyproject.toml`` ``[tool.conveyor]``."""
+    base = cwd or Path.cwd()
+    for path, table in (
+        (base / "conveyor.toml", ()),
+        (base / "pyproject.toml", ("tool", "conveyor")),
+    ):
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"{path}: cannot read settings: {exc}") from exc
+        for key in table:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        if data:
+            return dict(data)
+    return {}
+
+
+def build(
+    cls: type[T],
+    *,
+    flags: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    file: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, object] | None = None,
+) -> T:
+    """Make ``cls`` from the layers, highest first: flags, env, file, code defaults.
+
+    A flag of ``None`` means "not given". Unknown file keys are ignored here (the
+    file is shared by several settings classes); bad values raise
+    :class:`ConfigurationError` naming the setting and its source.
+    """
+    environ = os.environ if env is None else env
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        name = f.name
+        flag = (flags or {}).get(name)
+        env_name = ENV_PREFIX + name.upper()
+        if flag is not None:
+            values[name] = _coerce(name, hints[name], flag, "flag")
+        elif env_name in environ:
+            values[name] = _coerce(name, hints[name], environ[env_name], env_name)
+        elif file and name in file:
+            values[name] = _coerce(name, hints[name], file[name], "settings file")
+        elif defaults and name in defaults:
+            values[name] = defaults[name]
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def _coerce(name: str, hint: object, value: object, source: str) -> object:
+    target = _base_type(hint)
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if target is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(str(value))
+        if target is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(str(value))
+        return str(value)
+    except ValueError as exc:
+        kind = getattr(target, "__name__", str(target))
+        raise ConfigurationError(f"{name} (from {source}): expected {kind}, got {value!r}") from exc
+
+
+def _base_type(hint: object) -> object:
+    if isinstance(hint, types.UnionType):
+        args = [a for a in hint.__args__ if a is not type(None)]
+        return args[0] if args else str
+    return hint

@@ -1,0 +1,94 @@
+"""Typed events on an in-process bus: logging, metrics and alerts subscribe to them
+without knowing each other. A failing subscriber is logged, never breaks a job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+log = logging.getLogger("conveyor.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all events; ``name`` is the dotted event name."""
+
+    name: ClassVar[str] = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnqueued(Event):
+    """A job was stored."""
+
+    name: ClassVar[str] = "job.enqueued"
+    job_id: str
+    task: str
+    queue: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted(Event):
+    """A worker began running a job."""
+
+    name: ClassVar[str] = "job.started"
+    job_id: str
+    task: str
+    queue: str
+    attempt: int
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished(Event):
+    """A run ended: ``outcome`` is completed, retrying, failed, cancelled or lost."""
+
+    name: ClassVar[str] = "job.finished"
+    job_id: str
+    task: str
+    queue: str
+    attempt: int
+    worker_id: str
+    outcome: str
+    runtime: float
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStateChanged(Event):
+    """A worker started, is stopping, or stopped."""
+
+    name: ClassVar[str] = "worker.state"
+    worker_id: str
+    state: str
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Publish events to subscribers registered for a type (or for every event)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[type[Event], list[Subscriber]] = {}
+
+    def subscribe(self, event_type: type[Event], subscriber: Subscriber) -> None:
+        """Call ``subscriber`` for every event of ``event_type`` (``Event``: all events)."""
+        self._subscribers.setdefault(event_type, []).append(subscriber)
+
+    def wants(self, event_type: type[Event]) -> bool:
+        """Whether anyone listens, so publishers can skip building the event."""
+        return bool(self._subscribers.get(event_type) or self._subscribers.get(Event))
+
+    def publish(self, event: Event) -> None:
+        """Deliver ``event``; a subscriber's exception is logged and swallowed."""
+        for subscriber in (
+            *self._subscribers.get(type(event), ()),
+            *self._subscribers.get(Event, ()),
+        ):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", subscriber, event.name)

@@ -1,0 +1,192 @@
+"""Tasks: registered handlers, their default options, and per-enqueue options."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from conveyor import validation
+from conveyor.errors import InvalidOption
+from conveyor.job import DependencyPolicy
+from conveyor.retry import DEFAULT_POLICY, RetryPolicy
+
+if TYPE_CHECKING:
+    from conveyor.app import App, JobHandle
+    from conveyor.workflow import Signature
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOptions:
+    """Defaults every job of a task starts from."""
+
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    """Soft timeout in seconds: raises inside the handler; ``None``: no limit."""
+    retry: RetryPolicy = DEFAULT_POLICY
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    tags: tuple[str, ...] = ()
+    version: int = 1
+    on_dependency_failure: DependencyPolicy = DependencyPolicy.FAIL
+
+    def __post_init__(self) -> None:
+        validation.queue_name(self.queue)
+        object.__setattr__(self, "priority", validation.priority(self.priority))
+        validation.max_attempts(self.max_attempts)
+        validation.seconds(self.timeout, "timeout")
+        object.__setattr__(self, "tags", validation.tags(self.tags))
+        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in self.retry_on):
+            raise InvalidOption("retry_on", "must be a tuple of exception classes")
+        if not hasattr(self.retry, "delay"):
+            raise InvalidOption("retry", "must be a retry policy such as Exponential()")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise InvalidOption("version", f"must be a positive integer, got {self.version!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """Options of one enqueue; ``None`` means "the task's default"."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    """Seconds from now; zero or negative runs now."""
+    run_at: datetime | None = None
+    """An aware datetime; wins over ``delay``."""
+    depends_on: tuple[str, ...] = ()
+    on_dependency_failure: DependencyPolicy | None = None
+    idempotency_key: str | None = None
+    idempotency_for: float = 86400.0
+    unique_key: str | None = None
+    unique_for: float | None = None
+    tags: tuple[str, ...] = ()
+    connection: object | None = None
+    """A database connection whose transaction the enqueue joins (SQLite)."""
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            validation.queue_name(self.queue)
+        if self.priority is not None:
+            object.__setattr__(self, "priority", validation.priority(self.priority))
+        if self.max_attempts is not None:
+            validation.max_attempts(self.max_attempts)
+        validation.seconds(self.timeout, "timeout")
+        validation.seconds(self.delay, "delay", positive=False)
+        if self.run_at is not None:
+            if not isinstance(self.run_at, datetime):
+                raise InvalidOption("run_at", "must be a datetime with a time zone")
+            if self.run_at.tzinfo is None or self.run_at.utcoffset() is None:
+                raise InvalidOption(
+                    "run_at", "naive datetime; attach a time zone, e.g. datetime.now(timezone.utc)"
+                )
+        deps = self.depends_on
+        if isinstance(deps, str) or not all(isinstance(d, str) and d for d in deps):
+            raise InvalidOption("depends_on", "must be a list of job ids")
+        object.__setattr__(self, "depends_on", tuple(dict.fromkeys(deps)))
+        if self.on_dependency_failure is not None:
+            try:
+                object.__setattr__(
+                    self, "on_dependency_failure", DependencyPolicy(self.on_dependency_failure)
+                )
+            except ValueError as exc:
+                raise InvalidOption("on_dependency_failure", "must be 'fail' or 'cancel'") from exc
+        validation.key(self.idempotency_key, "idempotency_key")
+        validation.key(self.unique_key, "unique_key")
+        validation.seconds(self.idempotency_for, "idempotency_for")
+        validation.seconds(self.unique_for, "unique_for")
+        object.__setattr__(self, "tags", validation.tags(self.tags))
+
+    def merged(self, **changes: Any) -> JobOptions:
+        """A copy with ``changes`` applied (validated); unknown names are refused."""
+        check_option_names(changes)
+        if "depends_on" in changes:
+            changes["depends_on"] = tuple(changes["depends_on"] or ())
+        if "tags" in changes:
+            changes["tags"] = tuple(changes["tags"] or ())
+        return dataclasses.replace(self, **changes)
+
+    def due_at(self, now: float) -> float | None:
+        """The absolute due time, or None for "now"."""
+        if self.run_at is not None:
+            ts = self.run_at.timestamp()
+            if not math.isfinite(ts):
+                raise InvalidOption("run_at", "is not a valid time")
+            return ts if ts > now else None
+        if self.delay is not None and self.delay > 0:
+            return now + self.delay
+        return None
+
+
+JOB_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(JobOptions))
+
+
+def check_option_names(options: dict[str, Any]) -> None:
+    """Refuse unknown option names, suggesting the closest known one."""
+    for name in options:
+        if name not in JOB_OPTION_NAMES:
+            close = difflib.get_close_matches(name, sorted(JOB_OPTION_NAMES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidOption(name, f"unknown option{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class Task(Generic[P, R]):
+    """A registered handler. Call it to run the function directly; ``enqueue`` to queue it."""
+
+    app: App
+    name: str
+    fn: Callable[P, R]
+    options: TaskOptions
+    job_options: JobOptions = field(default_factory=JobOptions)
+    is_async: bool = False
+    signature: inspect.Signature | None = None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function in-process, without a job record."""
+        return self.fn(*args, **kwargs)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        """Store a job for a worker to run; returns its handle (``.id``)."""
+        return self.app.enqueue_task(self, args, kwargs, self.job_options)
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """The same task with per-enqueue options (``delay``, ``priority``, ``queue`` …)."""
+        return dataclasses.replace(self, job_options=self.job_options.merged(**options))
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature (task + arguments) for chains and batches."""
+        from conveyor.workflow import Signature
+
+        return Signature(self, args, kwargs, self.job_options)
+
+    def run_sync(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run now, in this process, as a recorded job; returns the result or raises."""
+        result: R = self.app.run_sync(self, args, kwargs, self.job_options)
+        return result
+
+    def check_arguments(
+        self, args: Sequence[object], kwargs: dict[str, object], piped: bool
+    ) -> None:
+        """Refuse arguments the handler's signature cannot take (``piped``: one more
+        positional argument comes from the previous job in a chain)."""
+        if self.signature is None:
+            return
+        try:
+            if piped:
+                self.signature.bind(None, *args, **kwargs)
+            else:
+                self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidOption("arguments", f"{self.name}: {exc}") from exc

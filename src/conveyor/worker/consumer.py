@@ -1,0 +1,382 @@
+"""The consumer loop: wait for work, claim, run, acknowledge — in one process.
+
+``Worker.run()`` loops over :meth:`Worker.run_once`; tests drive ``run_once``
+directly. Signals only record intent (see :mod:`conveyor.worker.signals`): the
+loop notices a stop request between jobs, releases what it claimed but did not
+start, and returns. A second request interrupts the running job, whose lease is
+released so another worker picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from conveyor.app import App
+from conveyor.config import WorkerSettings
+from conveyor.errors import CancelInterrupt, LeaseLost, StoreError
+from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
+from conveyor.job import Lease
+from conveyor.maintenance.rescuer import Rescuer
+from conveyor.queues import QueueSelector, parse_queues
+from conveyor.stores.base import ClaimParams, Completion
+from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
+from conveyor.worker.heartbeat import LeaseKeeper
+from conveyor.worker.interrupt import Interrupter
+
+log = logging.getLogger("conveyor.worker")
+
+
+class StopWaiting(BaseException):  # noqa: N818 - a control-flow signal
+    """Raised by a stop signal to cut an idle wait short."""
+
+
+STAGE_EVERY = 1.0
+"""Seconds between due-job promotions while busy (idle workers stage before sleeping)."""
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker keeps about itself."""
+
+    processed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    released: int = 0
+    lost: int = 0
+
+
+class Worker:
+    """One consumer process (the prefork supervisor will run several)."""
+
+    def __init__(self, app: App, settings: WorkerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = app.store
+        self.worker_id = settings.worker_id or (
+            f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        )
+        self.queue_spec = parse_queues(settings.queues)
+        self.selector = QueueSelector(self.queue_spec)
+        self.interrupter = Interrupter()
+        self.executor = Executor(app, self.worker_id, self.interrupter)
+        self.keeper = LeaseKeeper(
+            self.store,
+            app.clock,
+            lease_seconds=settings.lease_seconds,
+            interval=settings.heartbeat_interval,
+            on_lost=self._on_lease_lost,
+            on_cancel=self._on_cancel_requested,
+        )
+        self.rescuer = Rescuer(
+            self.store,
+            retry_delay=settings.rescue_retry_delay,
+            max_rescues=settings.max_rescues,
+        )
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._immediate = False
+        self._running_job: str | None = None
+        self._lost: set[str] = set()
+        self._next_stage = 0.0
+        self._next_due: float | None = None
+        self._maintenance: threading.Thread | None = None
+        self._store_backoff = 0.0
+        self._runtime = 0.0
+        self._idle = False
+
+    # intent ------------------------------------------------------------------------------
+    def request_stop(self, *, immediate: bool = False) -> None:
+        """Stop after the current job; with ``immediate``, interrupt it (it is released)."""
+        self._stop.set()
+        if immediate:
+            self._immediate = True
+            self.interrupter.interrupt(ShutdownInterrupt)
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop.is_set()
+
+    def _on_lease_lost(self, job_id: str) -> None:
+        self._lost.add(job_id)
+        if self._running_job == job_id:
+            log.warning("lease of running job %s lost; stopping it", job_id)
+            self.interrupter.interrupt(CancelInterrupt)
+
+    def _on_cancel_requested(self, job_id: str) -> None:
+        ctx = self.executor.current
+        if ctx is not None and ctx.job_id == job_id:
+            ctx.cancel_event.set()
+
+    # loop --------------------------------------------------------------------------------
+    def run(self) -> WorkerStats:
+        """Process jobs until stopped (or, in burst mode, until the queues are empty)."""
+        self._publish_state("started")
+        log.info(
+            "worker %s started on %s (queues %s)",
+            self.worker_id,
+            self.store.info().location,
+            self.settings.queues,
+        )
+        self.keeper.start()
+        self._start_maintenance()
+        try:
+            while not self._stop.is_set():
+                if not self.run_once() and self.settings.burst and self._queues_drained():
+                    break
+        finally:
+            self.keeper.stop()
+            self._stop.set()
+            if self._maintenance is not None:
+                self._maintenance.join(timeout=5)
+            self.executor.close()
+            self._publish_state("stopped")
+            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+        return self.stats
+
+    def run_once(self) -> int:
+        """Claim one batch and run it; wait for work when there is none. Returns jobs run."""
+        now = self.app.clock.now()
+        if now >= self._next_stage:
+            self._stage(now)
+        leases = self._claim()
+        if not leases:
+            if self._stage(self.app.clock.now()):
+                return 0
+            if not self.settings.burst:
+                self._wait()
+            return 0
+        done = 0
+        completions: list[Completion] = []
+        for index, lease in enumerate(leases):
+            if self._stop.is_set():
+                self._release_unstarted(leases[index:])
+                break
+            outcome = self._execute(lease)
+            done += 1
+            if outcome.kind is Kind.COMPLETED and len(leases) > 1:
+                completions.append(Completion(lease, outcome.result))
+                continue
+            self._acknowledge(lease, outcome)
+        if completions:
+            self._complete(completions)
+        return done
+
+    def _claim(self) -> list[Lease]:
+        try:
+            leases = self.store.claim(
+                ClaimParams(
+                    queues=self.selector.next_order(),
+                    worker_id=self.worker_id,
+                    limit=self.settings.prefetch,
+                    lease_for=self.settings.lease_seconds,
+                )
+            )
+        except StoreError as exc:
+            self._store_trouble(exc)
+            return []
+        self._store_backoff = 0.0
+        for lease in leases:
+            self.keeper.track(lease)
+        return leases
+
+    def _stage(self, now: float) -> int:
+        """Promote due jobs; remember when the next one is due."""
+        self._next_stage = now + STAGE_EVERY
+        try:
+            result = self.store.stage_due()
+        except StoreError as exc:
+            self._store_trouble(exc)
+            return 0
+        self._next_due = result.next_due_at
+        return result.promoted
+
+    @property
+    def idle(self) -> bool:
+        """True while the loop sleeps waiting for work (a stop may cut the sleep short)."""
+        return self._idle
+
+    def _wait(self) -> None:
+        timeout = self.settings.poll_interval
+        if self._next_due is not None:
+            timeout = min(timeout, max(self._next_due - self.app.clock.now(), 0.001))
+        self._next_stage = 0.0 if self._next_due is not None else self._next_stage
+        self._idle = True
+        try:
+            if not self._stop.is_set():
+                self.store.wait_for_work(self.queue_spec.names, timeout)
+        except StopWaiting:
+            pass
+        except StoreError as exc:
+            self._store_trouble(exc)
+        finally:
+            self._idle = False
+
+    def _store_trouble(self, exc: StoreError) -> None:
+        """Back off (up to 5 s) while the store is unreachable; never crash."""
+        self._store_backoff = min(max(self._store_backoff * 2, 0.05), 5.0)
+        log.warning("store unavailable (%s); retrying in %.2fs", exc, self._store_backoff)
+        self._stop.wait(self._store_backoff)
+
+    def _queues_drained(self) -> bool:
+        """Burst mode: nothing in our queues can still become runnable here."""
+        busy = ("pending", "processing", "retrying", "blocked")
+        horizon = 5.0
+        for counts in self.store.stats():
+            if counts.queue not in self.queue_spec.names:
+                continue
+            if any(counts.counts.get(state, 0) for state in busy):
+                self._wait_briefly()
+                return False
+        if self._next_due is not None and self._next_due - self.app.clock.now() < horizon:
+            self._wait_briefly()
+            return False
+        return True
+
+    def _wait_briefly(self) -> None:
+        timeout = self.settings.poll_interval
+        if self._next_due is not None:
+            timeout = min(timeout, max(self._next_due - self.app.clock.now(), 0.001))
+        self.store.wait_for_work(self.queue_spec.names, timeout)
+
+    # one job -----------------------------------------------------------------------------
+    def _execute(self, lease: Lease) -> Outcome:
+        job = lease.job
+        self._running_job = job.id
+        if self.app.events.wants(JobStarted):
+            self.app.events.publish(
+                JobStarted(job.id, job.task, job.queue, job.attempt, self.worker_id)
+            )
+        started = time.monotonic()
+        try:
+            if job.id in self._lost:
+                return Outcome(Kind.RELEASED)
+            return self.executor.run(lease)
+        except ShutdownInterrupt:
+            return Outcome(Kind.RELEASED)
+        finally:
+            self._running_job = None
+            self._runtime = time.monotonic() - started
+
+    def _acknowledge(self, lease: Lease, outcome: Outcome) -> None:
+        """Turn an outcome into its one fenced store call."""
+        job = lease.job
+        if outcome.kind is Kind.COMPLETED:
+            self._complete([Completion(lease, outcome.result)])
+            return
+        self.keeper.untrack(job.id)
+        self.stats.processed += 1
+        try:
+            if outcome.kind is Kind.RETRYING:
+                assert outcome.error is not None
+                self.store.fail(lease, outcome.error, retry_at=outcome.retry_at)
+                self.stats.retried += 1
+            elif outcome.kind is Kind.FAILED:
+                assert outcome.error is not None
+                self.store.fail(lease, outcome.error, retry_at=None, reason=outcome.reason)
+                self.stats.failed += 1
+            elif outcome.kind is Kind.CANCELLED:
+                self.store.finish_cancelled(lease)
+                self.stats.cancelled += 1
+            else:
+                self.store.release(lease)
+                self.stats.released += 1
+        except LeaseLost:
+            self.stats.lost += 1
+            log.warning("job %s: lease lost before its %s was recorded", job.id, outcome.kind.value)
+            self._finished(lease, outcome, "lost")
+            return
+        except StoreError as exc:
+            log.error("job %s: could not record %s: %s", job.id, outcome.kind.value, exc)
+            return
+        self._finished(lease, outcome, outcome.kind.value)
+
+    def _complete(self, completions: list[Completion]) -> None:
+        for done in completions:
+            self.keeper.untrack(done.lease.job_id)
+        self.stats.processed += len(completions)
+        for attempt in range(5):
+            try:
+                lost = self.store.complete(completions)
+                break
+            except StoreError as exc:
+                log.warning("acknowledging %d jobs failed (%s); retrying", len(completions), exc)
+                self._stop.wait(0.05 * 2**attempt)
+        else:
+            log.error("could not acknowledge %d jobs; their leases will expire", len(completions))
+            return
+        lost_ids = set(lost)
+        for done in completions:
+            if done.lease.job_id in lost_ids:
+                self.stats.lost += 1
+                log.warning("job %s: lease lost, result dropped", done.lease.job_id)
+                self._finished(done.lease, Outcome(Kind.COMPLETED), "lost")
+            else:
+                self.stats.completed += 1
+                self._finished(done.lease, Outcome(Kind.COMPLETED), "completed")
+
+    def _finished(self, lease: Lease, outcome: Outcome, label: str) -> None:
+        if not self.app.events.wants(JobFinished):
+            return
+        job = lease.job
+        error = f"{outcome.error.type}: {outcome.error.message}" if outcome.error else ""
+        self.app.events.publish(
+            JobFinished(
+                job.id,
+                job.task,
+                job.queue,
+                job.attempt,
+                self.worker_id,
+                label,
+                self._runtime,
+                error,
+            )
+        )
+
+    def _release_unstarted(self, leases: list[Lease]) -> None:
+        for lease in leases:
+            self.keeper.untrack(lease.job_id)
+            try:
+                self.store.release(lease)
+                self.stats.released += 1
+            except StoreError as exc:
+                log.warning(
+                    "could not release job %s (%s); its lease will expire", lease.job_id, exc
+                )
+
+    # maintenance -------------------------------------------------------------------------
+    def _start_maintenance(self) -> None:
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="conveyor-maintenance", daemon=True
+        )
+        self._maintenance.start()
+
+    def _maintain(self) -> None:
+        while not self._stop.wait(self.settings.rescue_interval):
+            try:
+                result = self.rescuer.run_once()
+            except StoreError as exc:
+                log.warning("rescue failed: %s", exc)
+                continue
+            except Exception:
+                log.exception("rescue failed")
+                continue
+            if result.retried or result.failed:
+                log.warning(
+                    "rescued %d expired jobs (%d to retry, %d to the DLQ)",
+                    len(result.retried) + len(result.failed),
+                    len(result.retried),
+                    len(result.failed),
+                )
+
+    def _publish_state(self, state: str) -> None:
+        if self.app.events.wants(WorkerStateChanged):
+            self.app.events.publish(WorkerStateChanged(self.worker_id, state))

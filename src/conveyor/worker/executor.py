@@ -1,0 +1,216 @@
+"""Runs one leased job through the middleware and decides its outcome.
+
+The outcome is a closed set (completed, retrying, failed, cancelled, released);
+the consumer turns it into exactly one fenced store call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.app import App
+from conveyor.context import JobContext, reset_current, set_current
+from conveyor.errors import (
+    Cancel,
+    CancelInterrupt,
+    CorruptPayload,
+    Interrupt,
+    InvalidJob,
+    SoftTimeoutInterrupt,
+    TaskTimeout,
+    UnknownTask,
+)
+from conveyor.job import FailureReason, JobError, Lease
+from conveyor.middleware import compose_execute
+from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.worker.interrupt import Interrupter
+
+
+class ShutdownInterrupt(Interrupt):
+    """The worker is stopping at once; the job goes back to the queue."""
+
+
+class Kind(enum.Enum):
+    """What became of a run."""
+
+    COMPLETED = "completed"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one run, ready to be acknowledged."""
+
+    kind: Kind
+    result: bytes | None = None
+    error: JobError | None = None
+    retry_at: float | None = None
+    reason: FailureReason | None = None
+    exception: BaseException | None = None
+    value: Any = None
+    """The handler's return value (for run_sync)."""
+
+
+class Executor:
+    """Runs jobs for one worker; owns the event loop used by ``async def`` tasks."""
+
+    def __init__(self, app: App, worker_id: str, interrupter: Interrupter | None = None) -> None:
+        self.app = app
+        self.worker_id = worker_id
+        self.interrupter = interrupter or Interrupter()
+        self.rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self.current: JobContext | None = None
+
+    def close(self) -> None:
+        """Close the event loop, if one was made."""
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def run(self, lease: Lease) -> Outcome:
+        """Decode, run and classify one job. Never raises for the job's own errors."""
+        job = lease.job
+        started = self.app.clock.now()
+        try:
+            payload = self.app.decode_payload(job)
+            task = self.app.get_task(job.task)
+            args = payload.args
+            if payload.piped_from is not None:
+                source = self.app.store.get(payload.piped_from)
+                if source is None:
+                    raise CorruptPayload(f"job {job.id}: piped job {payload.piped_from} is gone")
+                args = [self.app.decode_result(source), *args]
+        except CorruptPayload as exc:
+            return self._failed(lease, exc, started, FailureReason.CORRUPT)
+        except UnknownTask as exc:
+            return self._after_error(lease, exc, started, FailureReason.UNKNOWN_TASK)
+
+        ctx = JobContext(
+            job_id=job.id,
+            task=job.task,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            worker_id=self.worker_id,
+            tags=job.tags,
+        )
+        self.current = ctx
+        token = set_current(ctx)
+        timeout = job.timeout if job.timeout is not None else task.options.timeout
+        try:
+            if task.is_async:
+                call = self._async_call(task.fn, args, payload.kwargs, timeout)
+                handler: Callable[[], object] = call
+                on_interrupt: Callable[[type[Interrupt]], None] | None = self._cancel_async
+            else:
+                fn, kw = task.fn, payload.kwargs
+
+                def handler() -> object:
+                    return fn(*args, **kw)
+
+                on_interrupt = None
+            wrapped = (
+                compose_execute(self.app.middleware, ctx, handler)
+                if self.app.middleware
+                else handler
+            )
+            with self.interrupter.guard(timeout, on_interrupt):
+                value = wrapped()
+        except Cancel:
+            return Outcome(Kind.CANCELLED)
+        except CancelInterrupt:
+            return Outcome(Kind.CANCELLED)
+        except ShutdownInterrupt:
+            return Outcome(Kind.RELEASED)
+        except (SoftTimeoutInterrupt, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError) and not task.is_async:
+                return self._after_error(lease, exc, started, None)
+            timeout_error = TaskTimeout(f"{job.task} ran longer than its timeout of {timeout}s")
+            return self._after_error(lease, timeout_error, started, None)
+        except Exception as exc:
+            return self._after_error(lease, exc, started, None)
+        finally:
+            reset_current(token)
+            self.current = None
+        try:
+            encoded = self.app.encode_result(job.id, value)
+        except InvalidJob as exc:
+            return self._failed(lease, exc, started, FailureReason.NOT_RETRYABLE)
+        return Outcome(Kind.COMPLETED, result=encoded, value=value)
+
+    # async handlers --------------------------------------------------------------------------
+    def _async_call(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Callable[[], object]:
+        def call() -> object:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.new_event_loop()
+            self._task = loop.create_task(asyncio.wait_for(fn(*args, **kwargs), timeout))
+            try:
+                return loop.run_until_complete(self._task)
+            except asyncio.CancelledError:
+                raise CancelInterrupt("cancelled") from None
+
+        return call
+
+    def _cancel_async(self, exc: type[Interrupt]) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+
+    # classification ----------------------------------------------------------------------------
+    def _error(self, lease: Lease, exc: BaseException, started: float) -> JobError:
+        return JobError(
+            attempt=lease.job.attempt,
+            type=type(exc).__qualname__,
+            message=str(exc)[:2000],
+            traceback="".join(traceback.format_exception(exc))[-8000:],
+            worker_id=self.worker_id,
+            started_at=started,
+            failed_at=self.app.clock.now(),
+        )
+
+    def _failed(
+        self, lease: Lease, exc: BaseException, started: float, reason: FailureReason
+    ) -> Outcome:
+        return Outcome(
+            Kind.FAILED, error=self._error(lease, exc, started), reason=reason, exception=exc
+        )
+
+    def _after_error(
+        self, lease: Lease, exc: BaseException, started: float, reason: FailureReason | None
+    ) -> Outcome:
+        job = lease.job
+        task = self.app.tasks.get(job.task)
+        decision = decide(
+            exc,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            policy=task.options.retry if task else DEFAULT_POLICY,
+            retry_on=task.options.retry_on if task else (UnknownTask,),
+            now=self.app.clock.now(),
+            rng=self.rng,
+        )
+        error = self._error(lease, exc, started)
+        if decision.retry_at is not None:
+            return Outcome(Kind.RETRYING, error=error, retry_at=decision.retry_at, exception=exc)
+        final = (
+            reason if reason is not None and decision.reason is FailureReason.EXHAUSTED else None
+        )
+        return Outcome(Kind.FAILED, error=error, reason=final or decision.reason, exception=exc)
