@@ -205,7 +205,9 @@ class App:
         return lambda f: self._register(f, options)
 
     def _register(self, fn: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
-        name = options.pop("name", None) or f"{fn.__module__}.{fn.__qualname__}"
+        name = options.pop("name", None) or f"{fn.__module__}.{fn.__qualname__}".replace(
+            "<locals>.", ""
+        )
         validation.task_name(name)
         if name in self.tasks and self.tasks[name].fn is not fn:
             raise InvalidOption("name", f"a different task is already registered as {name!r}")

@@ -111,10 +111,12 @@ class JobOptions:
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with ``changes`` applied (validated); unknown names are refused."""
         check_option_names(changes)
-        if "depends_on" in changes:
-            changes["depends_on"] = tuple(changes["depends_on"] or ())
-        if "tags" in changes:
-            changes["tags"] = tuple(changes["tags"] or ())
+        for name in ("depends_on", "tags"):
+            value = changes.get(name)
+            if value is None and name in changes:
+                changes[name] = ()
+            elif value is not None and not isinstance(value, str):
+                changes[name] = tuple(value)
         return dataclasses.replace(self, **changes)
 
     def due_at(self, now: float) -> float | None:

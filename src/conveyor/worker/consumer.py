@@ -32,7 +32,7 @@ from conveyor.worker.interrupt import Interrupter
 log = logging.getLogger("conveyor.worker")
 
 
-class StopWaiting(BaseException):  # noqa: N818 - a control-flow signal
+class StopWaiting(BaseException):
     """Raised by a stop signal to cut an idle wait short."""
 
 
