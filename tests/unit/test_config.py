@@ -22,7 +22,7 @@ def test_flags_beat_env_beat_file_beat_defaults() -> None:
 
 def test_env_values_are_typed_and_bad_ones_named() -> None:
     assert build(WorkerSettings, env={"CONVEYOR_BURST": "yes"}).burst is True
-    with pytest.raises(ConfigurationError, match="prefetch .*CONVEYOR_PREFETCH.*expected int"):
+    with pytest.raises(ConfigurationError, match=r"prefetch .*CONVEYOR_PREFETCH.*expected int"):
         build(WorkerSettings, env={"CONVEYOR_PREFETCH": "many"})
 
 

@@ -88,5 +88,5 @@ def test_check_no_cycle_names_the_path() -> None:
         NewJob(id="a", queue="q", task="t", payload=b"", depends_on=("b",)),
         NewJob(id="b", queue="q", task="t", payload=b"", depends_on=("a",)),
     ]
-    with pytest.raises(DependencyCycle, match="a -> b -> a|b -> a -> b"):
+    with pytest.raises(DependencyCycle, match=r"a -> b -> a|b -> a -> b"):
         check_no_cycle(jobs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -24,7 +25,7 @@ def test_weights_share_first_pick_in_proportion_and_interleave() -> None:
     assert firsts == {"high": 60, "default": 30, "low": 10}
     # smooth: 'low' never waits more than one full round for its turn
     positions = [i for i, order in enumerate(orders) if order[0] == "low"]
-    assert max(b - a for a, b in zip(positions, positions[1:], strict=False)) == 10
+    assert max(b - a for a, b in itertools.pairwise(positions)) == 10
     # every order lists every queue, so idle capacity falls through
     assert all(sorted(order) == ["default", "high", "low"] for order in orders)
 
