@@ -126,33 +126,30 @@ class MemoryStore:
         self._lock.notify_all()
 
     def _plan_enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
-        """Decide every job's fate before writing anything (so a bad item writes nothing)."""
+        """Decide every job's fate before writing anything (so a bad item writes nothing).
+
+        Jobs are planned dependencies-first, so a batch may list a dependent before
+        the job it depends on; results come back in the caller's order.
+        """
         batch_ids = {job.id for job in jobs}
-        results: list[EnqueueResult] = []
+        planned: dict[str, EnqueueResult] = {}
         seen_unique: dict[str, str] = {}
         seen_idem: dict[str, tuple[str, str]] = {}
-        for job in jobs:
+        for job in _dependencies_first(jobs):
             for dep in job.depends_on:
                 if dep not in batch_ids and dep not in self._jobs:
                     raise UnknownDependency(dep)
             dup = self._duplicate_of(job, now, seen_unique, seen_idem)
             if dup is not None:
-                results.append(EnqueueResult(dup, self._state_of(dup, results, jobs), True))
+                state = planned[dup].state if dup in planned else self._jobs[dup].state
+                planned[job.id] = EnqueueResult(dup, state, True)
                 continue
-            results.append(EnqueueResult(job.id, self._initial_state(job, now, jobs, results)))
+            planned[job.id] = EnqueueResult(job.id, self._initial_state(job, now, planned))
             if job.unique_key:
                 seen_unique[job.unique_key] = job.id
             if job.idempotency_key:
                 seen_idem[job.idempotency_key] = (job.id, job.fingerprint)
-        return results
-
-    def _state_of(self, job_id: str, results: list[EnqueueResult], jobs: Sequence[NewJob]) -> S:
-        if job_id in self._jobs:
-            return self._jobs[job_id].state
-        for new, result in zip(jobs, results, strict=False):
-            if new.id == job_id:
-                return result.state
-        return S.PENDING
+        return [planned[job.id] for job in jobs]
 
     def _duplicate_of(
         self,
@@ -187,17 +184,17 @@ class MemoryStore:
         holder = self._jobs.get(hold.job_id)
         return holder is not None and holder.state in ACTIVE_STATES
 
-    def _initial_state(
-        self, job: NewJob, now: float, jobs: Sequence[NewJob], results: list[EnqueueResult]
-    ) -> S:
-        planned = {new.id: r.state for new, r in zip(jobs, results, strict=False)}
+    def _initial_state(self, job: NewJob, now: float, planned: dict[str, EnqueueResult]) -> S:
+        def state_of(dep: str) -> S:
+            return planned[dep].state if dep in planned else self._jobs[dep].state
+
         for dep in job.depends_on:
-            state = planned.get(dep) or self._jobs[dep].state
+            state = state_of(dep)
             if state in (S.FAILED, S.CANCELLED):
                 return (
                     S.FAILED if job.on_dependency_failure is DependencyPolicy.FAIL else S.CANCELLED
                 )
-        if any((planned.get(d) or self._jobs[d].state) is not S.COMPLETED for d in job.depends_on):
+        if any(state_of(d) is not S.COMPLETED for d in job.depends_on):
             return S.BLOCKED
         if job.run_at is not None and job.run_at > now:
             return S.SCHEDULED
@@ -671,6 +668,28 @@ class MemoryStore:
         """Every job, oldest first (for tests and the sync mode)."""
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
+
+
+def _dependencies_first(jobs: Sequence[NewJob]) -> list[NewJob]:
+    """Order a (cycle-free) batch so each job comes after its in-batch dependencies."""
+    by_id = {job.id: job for job in jobs}
+    ordered: list[NewJob] = []
+    placed: set[str] = set()
+    for root in jobs:
+        stack = [(root, False)]
+        while stack:
+            job, expanded = stack.pop()
+            if job.id in placed:
+                continue
+            if expanded:
+                placed.add(job.id)
+                ordered.append(job)
+                continue
+            stack.append((job, True))
+            stack.extend(
+                (by_id[d], False) for d in job.depends_on if d in by_id and d not in placed
+            )
+    return ordered
 
 
 def _unique_ids(job_ids: Iterable[str]) -> list[str]:

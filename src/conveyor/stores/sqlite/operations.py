@@ -1,0 +1,275 @@
+"""The bodies of the SQLite store's write transactions, and the search filter.
+
+Each function runs on a connection already inside ``BEGIN IMMEDIATE`` (the store opens
+and commits the transaction). They are plain module functions so the hot paths set up
+no closures per call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.job import (
+    TERMINAL_STATES,
+    FailureReason,
+    JobError,
+    JobState,
+    Lease,
+    check_transition,
+)
+from conveyor.stores.base import (
+    CancelResult,
+    ClaimParams,
+    Completion,
+    HeartbeatResult,
+    JobQuery,
+    PruneParams,
+    PruneResult,
+    RescueParams,
+    RescueResult,
+)
+from conveyor.stores.sqlite import queries as q
+from conveyor.stores.sqlite.dependencies import propagate_failure, release_dependents
+from conveyor.stores.sqlite.rows import encode_error, encode_ids, job_from_row, state_of
+
+S = JobState
+_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
+
+
+def claim_jobs(conn: sqlite3.Connection, params: ClaimParams, now: float) -> list[Lease]:
+    expires = now + params.lease_for
+    rows: list[Any] = []
+    if params.job_ids is not None:
+        for job_id in dict.fromkeys(params.job_ids):
+            if len(rows) >= params.limit:
+                break
+            rows += conn.execute(q.CLAIM_ONE, (expires, params.worker_id, now, job_id)).fetchall()
+    else:
+        for queue in params.queues:
+            room = params.limit - len(rows)
+            if room <= 0:
+                break
+            got = conn.execute(q.CLAIM_QUEUE, (expires, params.worker_id, now, queue, room))
+            batch = got.fetchall()
+            batch.sort(key=_claim_order)  # RETURNING order is unspecified
+            rows += batch
+    return [Lease(job_from_row(row), row[10], expires) for row in rows]
+
+
+def _claim_order(row: Any) -> tuple[int, float, str]:
+    return (-row[5], row[8], row[0])
+
+
+def heartbeat_leases(
+    conn: sqlite3.Connection, leases: Sequence[Lease], now: float, expires: float
+) -> HeartbeatResult:
+    renewed: dict[str, float] = {}
+    lost: list[str] = []
+    cancel: list[str] = []
+    for lease in leases:
+        job_id = lease.job.id
+        row = conn.execute(q.HEARTBEAT, (expires, now, job_id, lease.token)).fetchall()
+        if not row:
+            lost.append(job_id)
+            continue
+        renewed[job_id] = expires
+        if row[0][0]:
+            cancel.append(job_id)
+    return HeartbeatResult(renewed, lost, cancel)
+
+
+def complete_jobs(
+    conn: sqlite3.Connection, completions: Sequence[Completion], now: float
+) -> tuple[list[str], int]:
+    """Complete the held jobs; return (lost ids, dependents that became pending)."""
+    lost: list[str] = []
+    ready = 0
+    size = q.COMPLETE_CHUNK
+    for start in range(0, len(completions), size):
+        chunk = completions[start : start + size]
+        params: list[Any] = []
+        for done in chunk:
+            params += (done.lease.job.id, done.lease.token, done.result)
+        if len(params) != 3 * len({params[i] for i in range(0, len(params), 3)}):
+            # One job twice (say a stale and a live lease): only the per-row form can tell
+            # which of the two held it.
+            ready += _complete_one_by_one(conn, chunk, now, lost)
+            continue
+        params.append(now)
+        held = dict(conn.execute(q.complete_many(len(chunk)), params).fetchall())
+        for done in chunk:
+            job_id = done.lease.job.id
+            has_dependents = held.get(job_id)
+            if has_dependents is None:
+                lost.append(job_id)
+            elif has_dependents:
+                ready += release_dependents(conn, job_id, now)
+    return lost, ready
+
+
+def _complete_one_by_one(
+    conn: sqlite3.Connection, completions: Sequence[Completion], now: float, lost: list[str]
+) -> int:
+    ready = 0
+    for done in completions:
+        lease = done.lease
+        job_id = lease.job.id
+        row = conn.execute(q.COMPLETE, (done.result, now, job_id, lease.token)).fetchall()
+        if not row:
+            lost.append(job_id)
+        elif row[0][0]:
+            ready += release_dependents(conn, job_id, now)
+    return ready
+
+
+def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> RescueResult:
+    retried: list[str] = []
+    failed: list[str] = []
+    expired = conn.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
+    for job_id, attempt, max_attempts, rescue_count, worker_id, started_at in expired:
+        rescues = rescue_count + 1
+        reason: str | None = None
+        if rescues >= params.max_rescues:
+            reason = FailureReason.POISON.value
+        elif attempt >= max_attempts:
+            reason = FailureReason.EXHAUSTED.value
+        target = S.FAILED if reason else S.RETRYING
+        check_transition(job_id, S.PROCESSING, target)
+        error = JobError(
+            attempt=attempt,
+            type="LeaseExpired",
+            message=f"lease of worker {worker_id} expired (crashed or stalled)",
+            worker_id=worker_id or "",
+            started_at=started_at,
+            failed_at=now,
+        )
+        run_at = None if reason else now + params.retry_delay
+        row = conn.execute(
+            q.RESCUE, (target.value, rescues, encode_error(error), run_at, now, reason, job_id)
+        ).fetchall()
+        if reason:
+            failed.append(job_id)
+            if row and row[0][0]:
+                propagate_failure(conn, job_id, now)
+        else:
+            retried.append(job_id)
+    return RescueResult(retried, failed)
+
+
+def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> PruneResult:
+    ages = (
+        (S.COMPLETED, params.completed_after),
+        (S.FAILED, params.failed_after),
+        (S.CANCELLED, params.cancelled_after),
+    )
+    doomed: list[str] = []
+    for state, age in ages:
+        room = params.limit - len(doomed)
+        if age is None or room <= 0:
+            continue
+        rows = conn.execute(q.PRUNE_CANDIDATES, (state.value, now - age, room))
+        doomed.extend(row[0] for row in rows)
+    if doomed:
+        ids = encode_ids(doomed)
+        conn.execute(q.DELETE_JOBS, (ids,))
+        conn.execute(q.DELETE_EDGES_OF_MANY, (ids,))
+    orphans = conn.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
+    orphans += conn.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
+    orphans += conn.execute(q.ORPHAN_EDGES).rowcount
+    return PruneResult(len(doomed), orphans)
+
+
+def cancel_jobs(
+    conn: sqlite3.Connection, job_ids: Sequence[str], force: bool, now: float
+) -> CancelResult:
+    cancelled: list[str] = []
+    requested: list[str] = []
+    skipped: list[str] = []
+    for job_id in dict.fromkeys(job_ids):
+        # Read each state afresh: cancelling one job may already have cancelled the next.
+        row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
+        if row is None or row[0] in _TERMINAL_VALUES:
+            skipped.append(job_id)
+            continue
+        current = state_of(row[0])
+        if current is S.PROCESSING and not force:
+            conn.execute(q.REQUEST_CANCEL, (job_id,))
+            requested.append(job_id)
+            continue
+        check_transition(job_id, current, S.CANCELLED)
+        conn.execute(q.CANCEL, (now, job_id))
+        if row[1]:
+            propagate_failure(conn, job_id, now)
+        cancelled.append(job_id)
+    return CancelResult(cancelled, requested, skipped)
+
+
+def retry_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> list[str]:
+    moved: list[str] = []
+    for job_id in dict.fromkeys(job_ids):
+        row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
+        if row is None or row[0] not in (S.FAILED.value, S.CANCELLED.value):
+            continue
+        check_transition(job_id, state_of(row[0]), S.PENDING)
+        conn.execute(q.RETRY, (now, job_id))
+        moved.append(job_id)
+    return moved
+
+
+def delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> int:
+    deleted = 0
+    for job_id in dict.fromkeys(job_ids):
+        row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
+        if row is None or row[0] == S.PROCESSING.value:
+            continue
+        conn.execute(q.DELETE_JOB, (job_id,))
+        deleted += 1
+        if row[0] != S.COMPLETED.value and row[1]:
+            propagate_failure(conn, job_id, now)
+        conn.execute(q.DELETE_EDGES_OF, (job_id,))
+    return deleted
+
+
+def search_filter(query: JobQuery) -> tuple[str, list[Any]]:
+    """``WHERE`` text and parameters for every filter of ``query``; lists go in as JSON."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (
+        ("id", query.ids),
+        ("state", None if query.states is None else [str(s) for s in query.states]),
+        ("queue", query.queues),
+        ("task", query.tasks),
+    ):
+        if values is not None:
+            clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+            params.append(encode_ids(list(values)) or "[]")
+    if query.tag is not None:
+        if "," in query.tag:
+            clauses.append("0")  # no stored tag contains a comma
+        else:
+            clauses.append("instr(tags, ?) > 0")
+            params.append(f",{query.tag},")
+    if query.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        clauses.append("created_at < ?")
+        params.append(query.until)
+    if query.text:
+        like = "conveyor_lower({}) LIKE ? ESCAPE '\\'"
+        fields = ("id", "task", "queue", "failure_reason")
+        message = (
+            "EXISTS (SELECT 1 FROM json_each(jobs.errors) AS e WHERE "
+            + like.format("json_extract(e.value, '$.message')")
+            + ")"
+        )
+        clauses.append("(" + " OR ".join([*(like.format(f) for f in fields), message]) + ")")
+        pattern = "%" + _escape_like(query.text.lower()) + "%"
+        params.extend([pattern] * (len(fields) + 1))
+    return " AND ".join(clauses) or "1", params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

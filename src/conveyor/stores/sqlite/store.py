@@ -1,0 +1,567 @@
+"""The SQLite store: the embedded default driver, shared by every process on one host.
+
+Each thread gets its own connection, opened lazily and re-opened after a fork (a child
+never touches its parent's connection). Every write is one ``BEGIN IMMEDIATE``
+transaction, so writers queue on SQLite's lock instead of deadlocking on a lock
+upgrade. Semantics follow :mod:`conveyor.stores.base` and the reference
+:class:`~conveyor.stores.memory.MemoryStore`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from conveyor.clock import Clock, SystemClock
+from conveyor.errors import ConfigurationError, LeaseLost, StoreUnavailable
+from conveyor.job import (
+    EnqueueResult,
+    FailureReason,
+    Job,
+    JobError,
+    JobState,
+    Lease,
+    NewJob,
+    StateCounts,
+    check_no_cycle,
+    check_transition,
+)
+from conveyor.stores import base
+from conveyor.stores.base import (
+    CancelResult,
+    Capabilities,
+    ClaimParams,
+    Completion,
+    HeartbeatResult,
+    JobQuery,
+    Page,
+    PruneParams,
+    PruneResult,
+    RescueParams,
+    RescueResult,
+    StageResult,
+    StoreInfo,
+)
+from conveyor.stores.sqlite import queries as q
+from conveyor.stores.sqlite import schema
+from conveyor.stores.sqlite.connection import (
+    Settings,
+    make_settings,
+    open_connection,
+    parse_dsn,
+    translate,
+)
+from conveyor.stores.sqlite.dependencies import propagate_failure
+from conveyor.stores.sqlite.enqueue import enqueue_batch
+from conveyor.stores.sqlite.operations import (
+    cancel_jobs,
+    claim_jobs,
+    complete_jobs,
+    delete_jobs,
+    heartbeat_leases,
+    prune_jobs,
+    rescue_jobs,
+    retry_jobs,
+    search_filter,
+)
+from conveyor.stores.sqlite.rows import (
+    COLUMN_LIST,
+    encode_error,
+    encode_ids,
+    job_from_row,
+)
+from conveyor.stores.sqlite.wakeup import WakeChannel
+
+S = JobState
+P = ParamSpec("P")
+T = TypeVar("T")
+
+for _source, _target in q.GUARDED_TRANSITIONS:
+    check_transition("<sqlite store>", _source, _target)
+
+_SAVEPOINT = "conveyor_enqueue"
+
+# Connections inherited through fork: never used and never closed in the child (closing
+# could disturb the parent's locks); kept referenced so garbage collection cannot either.
+_INHERITED: list[sqlite3.Connection] = []
+_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteStore:
+    """A Store in one SQLite database file (WAL), safe for many processes and threads."""
+
+    capabilities = Capabilities(transactional_enqueue=True, blocking_wait=True, shared=True)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock | None = None,
+        synchronous: str = "normal",
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        self.settings: Settings = make_settings(path, synchronous, busy_timeout_ms)
+        self.path = self.settings.path
+        self.clock: Clock = clock or SystemClock()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._generation = 0
+        self._schema_version: int | None = None
+        self._wake = WakeChannel(self.path)
+        _STORES.add(self)
+
+    @classmethod
+    def from_dsn(cls, dsn: str, clock: Clock | None = None) -> SQLiteStore:
+        """Open ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (see ``parse_dsn``)."""
+        settings = parse_dsn(dsn)
+        return cls(
+            settings.path,
+            clock=clock,
+            synchronous=settings.synchronous,
+            busy_timeout_ms=settings.busy_timeout_ms,
+        )
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self.settings.synchronous!r})"
+
+    # connections ---------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema migrated) on first use."""
+        held = getattr(self._local, "held", None)
+        if held is not None and held[1] == self._generation and held[0] == os.getpid():
+            conn: sqlite3.Connection = held[2]
+            return conn
+        return self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        with self._lock:
+            self._drop_inherited(pid)
+            generation = self._generation
+        try:
+            conn = open_connection(self.settings)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        if self._schema_version is None:
+            try:
+                self._schema_version = schema.migrate(conn)
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise translate(exc, self.path) from exc
+                raise
+        with self._lock:
+            self._connections.append((pid, conn))
+        self._local.held = (pid, generation, conn)
+        return conn
+
+    def _drop_inherited(self, pid: int) -> None:
+        """Set aside connections opened by another process (we are a forked child)."""
+        if any(owner != pid for owner, _ in self._connections):
+            _INHERITED.extend(c for owner, c in self._connections if owner != pid)
+            self._connections = [(o, c) for o, c in self._connections if o == pid]
+
+    def _after_fork(self) -> None:
+        """In a fresh child: new locks, and every inherited connection retired."""
+        self._lock = threading.Lock()
+        self._generation += 1
+        self._drop_inherited(os.getpid())
+        self._wake.after_fork()
+
+    def _write(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``work(conn, …)`` in one ``BEGIN IMMEDIATE`` transaction."""
+        conn = self._conn()
+        try:
+            if conn.in_transaction:  # left open by an interrupted call
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        try:
+            result = work(conn, *args, **kwargs)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise translate(exc, self.path) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        return result
+
+    def _read(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``work(conn, …)`` in one read transaction (one consistent snapshot)."""
+        conn = self._conn()
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN")
+            try:
+                return work(conn, *args, **kwargs)
+            finally:
+                _rollback(conn)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def _now(self, now: float | None) -> float:
+        return self.clock.now() if now is None else now
+
+    # lifecycle -----------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema up to date (also done on first use); return its version."""
+        conn = self._conn()
+        try:
+            self._schema_version = schema.migrate(conn)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        return self._schema_version
+
+    def close(self) -> None:
+        """Close this process's connections and wake-up sockets; safe to call twice.
+
+        The store stays usable: the next call opens a new connection.
+        """
+        pid = os.getpid()
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for owner, conn in connections:
+            if owner == pid:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            else:
+                _INHERITED.append(conn)
+        self._local.held = None
+        self._wake.close()
+
+    def info(self) -> StoreInfo:
+        """Driver, file, the durability level actually in force, and the schema version."""
+        version = self.migrate()
+        conn = self._conn()
+        try:
+            journal = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            sync = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        sync_name = {0: "off", 1: "normal", 2: "full", 3: "extra"}.get(sync, str(sync))
+        if journal == "wal" and sync >= 2:
+            durability = "power-loss safe (WAL, synchronous=FULL)"
+        elif journal == "wal" and sync == 1:
+            durability = "process-crash safe (WAL, synchronous=NORMAL)"
+        else:
+            durability = f"reduced (journal_mode={journal}, synchronous={sync_name.upper()})"
+        details = {
+            "journal_mode": journal,
+            "synchronous": sync_name,
+            "busy_timeout_ms": str(self.settings.busy_timeout_ms),
+            "wake_directory": self._wake.directory,
+        }
+        return StoreInfo("sqlite", self.path, durability, version, details)
+
+    def now(self) -> float:
+        """The injected clock (SQLite has none of its own worth trusting across processes)."""
+        return self.clock.now()
+
+    def notify(self) -> None:
+        """Wake waiting workers now; call after committing a transactional enqueue."""
+        self._wake.notify()
+
+    # producers -----------------------------------------------------------------------------
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, connection: object | None = None, now: float | None = None
+    ) -> list[EnqueueResult]:
+        """Insert the batch atomically; with ``connection``, inside the caller's transaction.
+
+        A joined transaction cannot tell us when it commits, so workers see those jobs at
+        their next poll unless the caller calls :meth:`notify` after committing. If the
+        connection is in autocommit mode the batch is committed here and workers are woken.
+        """
+        check_no_cycle(jobs)
+        t = self._now(now)
+        if not jobs and connection is None:
+            return []
+        if connection is not None:
+            results, committed = self._enqueue_joined(connection, jobs, t)
+        else:
+            results = self._write(lambda conn: enqueue_batch(conn.cursor(), jobs, t))
+            committed = True
+        if committed and any(r.state is S.PENDING and not r.duplicate for r in results):
+            self._wake.notify()
+        return results
+
+    def _enqueue_joined(
+        self, connection: object, jobs: Sequence[NewJob], now: float
+    ) -> tuple[list[EnqueueResult], bool]:
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                "connection= must be a sqlite3.Connection to the store's database file, "
+                f"got {type(connection).__name__}"
+            )
+        self._conn()  # the schema must exist before we write through someone else's handle
+        text_factory = connection.text_factory
+        try:
+            connection.text_factory = str
+            cur = connection.cursor()
+            cur.row_factory = None
+            self._check_same_database(cur)
+            own = _autocommit(connection)
+            if own:
+                cur.execute("BEGIN IMMEDIATE")
+            elif not connection.in_transaction:
+                # Legacy transaction control would open one at our first INSERT anyway;
+                # take the write lock up front so the insert never has to upgrade.
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+            try:
+                results = enqueue_batch(cur, jobs, now)
+            except BaseException:
+                cur.execute(f"ROLLBACK TO {_SAVEPOINT}")
+                cur.execute(f"RELEASE {_SAVEPOINT}")
+                if own:
+                    cur.execute("ROLLBACK")
+                raise
+            cur.execute(f"RELEASE {_SAVEPOINT}")
+            if own:
+                cur.execute("COMMIT")
+            return results, own
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from exc
+        finally:
+            connection.text_factory = text_factory
+
+    def _check_same_database(self, cur: sqlite3.Cursor) -> None:
+        main = next((row[2] for row in cur.execute("PRAGMA database_list") if row[1] == "main"), "")
+        if not main or not _same_file(main, self.path):
+            raise ConfigurationError(
+                f"connection= is open on {main or 'an in-memory database'!s}, not on the "
+                f"store's database {self.path}; open it with sqlite3.connect({self.path!r})"
+            )
+
+    # consumers -----------------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[Lease]:
+        """Lease up to ``limit`` pending jobs: one UPDATE … RETURNING per queue."""
+        if params.limit <= 0:
+            return []
+        t = self._now(params.now)
+        return self._write(claim_jobs, params, t)
+
+    def heartbeat(
+        self, leases: Sequence[Lease], *, extend: float, now: float | None = None
+    ) -> HeartbeatResult:
+        """Extend each held lease to ``now + extend``; report lost ones and cancel requests."""
+        if not leases:
+            return HeartbeatResult({}, [], [])
+        t = self._now(now)
+        return self._write(heartbeat_leases, leases, t, t + extend)
+
+    def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
+        """Mark jobs completed in one transaction; return the ids whose lease was lost."""
+        if not completions:
+            return []
+        t = self._now(now)
+        lost, ready = self._write(complete_jobs, completions, t)
+        if ready:
+            self._wake.notify()
+        return lost
+
+    def fail(
+        self,
+        lease: Lease,
+        error: JobError,
+        *,
+        retry_at: float | None,
+        reason: FailureReason | None = None,
+        now: float | None = None,
+    ) -> JobState:
+        """Record a failed attempt: retrying until ``retry_at``, or failed (DLQ) with ``reason``."""
+        t = self._now(now)
+        target = S.RETRYING if retry_at is not None else S.FAILED
+        reason_value = (reason or FailureReason.EXHAUSTED).value if target is S.FAILED else None
+        params = (target.value, encode_error(error), retry_at, t, reason_value)
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(q.FAIL, (*params, lease.job_id, lease.token)).fetchall()
+            if not row:
+                raise LeaseLost(lease.job_id)
+            if target is S.FAILED and row[0][0]:
+                propagate_failure(conn, lease.job_id, t)
+
+        self._write(work)
+        return target
+
+    def release(
+        self, lease: Lease, *, run_at: float | None = None, now: float | None = None
+    ) -> None:
+        """Give the job back unstarted (``attempt -= 1``): pending, or scheduled if ahead."""
+        t = self._now(now)
+        target = S.SCHEDULED if run_at is not None and run_at > t else S.PENDING
+
+        def work(conn: sqlite3.Connection) -> None:
+            params = (target.value, run_at, lease.job_id, lease.token)
+            if not conn.execute(q.RELEASE, params).fetchall():
+                raise LeaseLost(lease.job_id)
+
+        self._write(work)
+        if target is S.PENDING:
+            self._wake.notify()
+
+    def finish_cancelled(self, lease: Lease, *, now: float | None = None) -> None:
+        """End the held job as cancelled and cancel/fail its dependents."""
+        t = self._now(now)
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(q.FINISH_CANCELLED, (t, lease.job_id, lease.token)).fetchall()
+            if not row:
+                raise LeaseLost(lease.job_id)
+            if row[0][0]:
+                propagate_failure(conn, lease.job_id, t)
+
+        self._write(work)
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block on the wake-up socket until an enqueue notifies or ``timeout`` passes.
+
+        Any new work wakes every waiter whatever its queues; the claim sorts it out.
+        """
+        try:
+            return self._wake.wait(timeout)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"sqlite store {self.path}: wake-up channel in {self._wake.directory}: {exc}"
+            ) from exc
+
+    # maintenance ---------------------------------------------------------------------------
+    def stage_due(self, *, now: float | None = None, limit: int = 1000) -> StageResult:
+        """Promote due scheduled/retrying jobs to pending; report the next due time."""
+        t = self._now(now)
+
+        def work(conn: sqlite3.Connection) -> StageResult:
+            promoted = conn.execute(q.STAGE, (t, max(limit, 0))).rowcount
+            next_due = conn.execute(q.NEXT_DUE).fetchone()[0]
+            return StageResult(promoted, next_due)
+
+        result = self._write(work)
+        if result.promoted:
+            self._wake.notify()
+        return result
+
+    def rescue_expired(self, params: RescueParams) -> RescueResult:
+        """Retry or fail processing jobs whose lease expired, appending a LeaseExpired error."""
+        return self._write(rescue_jobs, params, self._now(params.now))
+
+    def prune(self, params: PruneParams) -> PruneResult:
+        """Delete terminal jobs past their retention, then orphaned key/dependency rows."""
+        return self._write(prune_jobs, params, self._now(params.now))
+
+    # management / read model ---------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job by id, or None."""
+        row = self._read(lambda conn: conn.execute(q.GET, (job_id,)).fetchone())
+        return None if row is None else job_from_row(row)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """Jobs by id, in the given order, skipping unknown ids."""
+        if not job_ids:
+            return []
+        ids = encode_ids(job_ids)
+        rows = self._read(lambda conn: conn.execute(q.GET_MANY, (ids,)).fetchall())
+        found = {job.id: job for job in map(job_from_row, rows)}
+        return [found[i] for i in job_ids if i in found]
+
+    def search(self, query: JobQuery) -> Page:
+        """Jobs matching every filter, ordered by ``created_at`` then id, one page of them."""
+        if query.limit < 0 or query.offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        limit = min(query.limit, base.SEARCH_LIMIT_MAX)
+        where, params = search_filter(query)
+        order = "DESC" if query.newest_first else "ASC"
+        count_sql = f"SELECT COUNT(*) FROM jobs WHERE {where}"
+        page_sql = (
+            f"SELECT {COLUMN_LIST} FROM jobs WHERE {where} "
+            f"ORDER BY created_at {order}, id {order} LIMIT ? OFFSET ?"
+        )
+
+        def work(conn: sqlite3.Connection) -> tuple[int, list[Any]]:
+            total = conn.execute(count_sql, params).fetchone()[0]
+            rows = conn.execute(page_sql, (*params, limit, query.offset)).fetchall()
+            return total, rows
+
+        total, rows = self._read(work)
+        return Page([job_from_row(r) for r in rows], total, limit, query.offset)
+
+    def stats(self, *, now: float | None = None) -> list[StateCounts]:
+        """Jobs per queue and state, and each queue's oldest pending ``run_at``."""
+
+        def work(conn: sqlite3.Connection) -> list[StateCounts]:
+            by_queue: dict[str, StateCounts] = {}
+            for queue, state, count in conn.execute(q.COUNTS):
+                by_queue.setdefault(queue, StateCounts(queue)).counts[state] = count
+            for queue, oldest in conn.execute(q.OLDEST_PENDING):
+                by_queue.setdefault(queue, StateCounts(queue)).oldest_pending_at = oldest
+            return [by_queue[name] for name in sorted(by_queue)]
+
+        return self._read(work)
+
+    def cancel(
+        self, job_ids: Sequence[str], *, force: bool = False, now: float | None = None
+    ) -> CancelResult:
+        """Cancel waiting jobs now; processing ones by flag, or at once with ``force``."""
+        return self._write(cancel_jobs, job_ids, force, self._now(now))
+
+    def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
+        """Move failed/cancelled jobs back to pending with fresh attempts (errors kept)."""
+        t = self._now(now)
+        moved = self._write(retry_jobs, job_ids, t)
+        if moved:
+            self._wake.notify()
+        return moved
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete jobs that are not processing; dependents of unfinished ones get their policy."""
+        return self._write(delete_jobs, job_ids, self.clock.now())
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _autocommit(connection: sqlite3.Connection) -> bool:
+    """Whether ``connection`` commits each statement itself (so we must commit our batch)."""
+    mode = getattr(connection, "autocommit", None)  # Python 3.12+
+    if mode is True:
+        return True
+    if mode is False:
+        return False
+    return connection.isolation_level is None and not connection.in_transaction
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
