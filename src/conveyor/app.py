@@ -195,7 +195,9 @@ class App:
         on_dependency_failure: str = "fail",
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
-    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    def task(  # type: ignore[misc]  # mypy cannot match **options to keyword-only overloads
+        self, fn: Callable[..., Any] | None = None, /, **options: Any
+    ) -> Any:
         """Register a function (sync or ``async def``) as a task.
 
         Use as ``@app.task`` or ``@app.task(queue="emails", max_attempts=5, timeout=30)``.

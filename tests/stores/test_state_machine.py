@@ -87,7 +87,8 @@ SETTLE = st.sampled_from(
     ]
 )
 MANAGE = st.sampled_from(["cancel", "cancel-force", "retry", "retry"])
-MAINTAIN = st.sampled_from(["stage_due", "rescue_expired", "both"])
+MAINTAIN = st.sampled_from(["stage_due", "rescue_expired", "both", "both"])
+ADVANCE = st.sampled_from([0.5, 2.0, 5.0, 11.0, 11.0, 31.0])
 
 _RUNS = itertools.count()
 
@@ -227,7 +228,7 @@ class StoreComparison(RuleBasedStateMachine):
     @rule(
         queues=st.sampled_from([["a"], ["b"], ["a", "b"], ["b", "a"]]),
         limit=st.integers(min_value=1, max_value=3),
-        lease_for=st.sampled_from([10.0, 30.0]),
+        lease_for=st.sampled_from([10.0, 10.0, 30.0]),
         worker=st.sampled_from(["w1", "w2"]),
     )
     def claim(self, queues: list[str], limit: int, lease_for: float, worker: str) -> None:
@@ -309,17 +310,19 @@ class StoreComparison(RuleBasedStateMachine):
                 sorted(getattr(cancel_drv, field)),
             )
 
-    @rule(seconds=st.sampled_from([0.5, 1.0, 2.0, 4.0, 5.0, 11.0, 31.0]))
+    @rule(seconds=ADVANCE)
     def advance_clock(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
     @rule(
+        seconds=st.one_of(st.just(0.0), ADVANCE),
         action=MAINTAIN,
         retry_delay=st.sampled_from([0.0, 1.0, 5.0]),
         max_rescues=st.integers(min_value=1, max_value=3),
     )
-    def maintain(self, action: str, retry_delay: float, max_rescues: int) -> None:
-        """One pass of the rescuer and/or the stager."""
+    def maintain(self, seconds: float, action: str, retry_delay: float, max_rescues: int) -> None:
+        """Let time pass, then one pass of the rescuer and/or the stager."""
+        self.clock.advance(seconds)
         if action != "stage_due":
             params = RescueParams(retry_delay=retry_delay, max_rescues=max_rescues)
             ref, drv = self._both("rescue_expired", lambda store, _: store.rescue_expired(params))

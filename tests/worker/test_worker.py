@@ -284,3 +284,20 @@ def test_unknown_task_retries_then_dead_letters(app: App) -> None:
     info = app.get_job(handle.id)
     assert info.state is JobState.FAILED and info.failure_reason == FailureReason.UNKNOWN_TASK
     assert info.errors[0].type == "UnknownTask"
+
+
+def test_grace_period_turns_a_graceful_stop_into_an_immediate_one(app: App) -> None:
+    started = threading.Event()
+
+    @app.task
+    def overrun() -> None:
+        started.set()
+        time.sleep(30)
+
+    handle = overrun.enqueue()
+    w = worker(app, burst=False, grace=0.2)
+    in_background(lambda: (started.wait(10), w.request_stop()))
+    begun = time.monotonic()
+    w.run()
+    assert time.monotonic() - begun < 10
+    assert app.get_job(handle.id).state is JobState.PENDING

@@ -91,10 +91,20 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._idle = False
+        self._grace_timer: threading.Timer | None = None
 
     # intent ------------------------------------------------------------------------------
     def request_stop(self, *, immediate: bool = False) -> None:
-        """Stop after the current job; with ``immediate``, interrupt it (it is released)."""
+        """Stop after the current job; with ``immediate``, interrupt it (it is released).
+
+        A graceful stop becomes immediate when the running job outlasts ``grace``.
+        """
+        if not immediate and not self._stop.is_set():
+            self._grace_timer = threading.Timer(
+                self.settings.grace, self.request_stop, kwargs={"immediate": True}
+            )
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
         self._stop.set()
         if immediate:
             self._immediate = True
@@ -130,9 +140,14 @@ class Worker:
         self._start_maintenance()
         try:
             while not self._stop.is_set():
-                if not self.run_once() and self.settings.burst and self._queues_drained():
-                    break
+                try:
+                    if not self.run_once() and self.settings.burst and self._queues_drained():
+                        break
+                except StopWaiting:
+                    continue  # a stop signal cut an idle wait short; the loop condition sees it
         finally:
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
             self.keeper.stop()
             self._stop.set()
             if self._maintenance is not None:
@@ -209,16 +224,19 @@ class Worker:
         if self._next_due is not None:
             timeout = min(timeout, max(self._next_due - self.app.clock.now(), 0.001))
         self._next_stage = 0.0 if self._next_due is not None else self._next_stage
-        self._idle = True
+        trouble: StoreError | None = None
         try:
+            self._idle = True
             if not self._stop.is_set():
                 self.store.wait_for_work(self.queue_spec.names, timeout)
         except StopWaiting:
             pass
         except StoreError as exc:
-            self._store_trouble(exc)
+            trouble = exc
         finally:
             self._idle = False
+        if trouble is not None:
+            self._store_trouble(trouble)
 
     def _store_trouble(self, exc: StoreError) -> None:
         """Back off (up to 5 s) while the store is unreachable; never crash."""
@@ -227,8 +245,12 @@ class Worker:
         self._stop.wait(self._store_backoff)
 
     def _queues_drained(self) -> bool:
-        """Burst mode: nothing in our queues can still become runnable here."""
-        busy = ("pending", "processing", "retrying", "blocked")
+        """Burst mode: nothing in our queues is pending, running or due to retry soon.
+
+        Blocked jobs alone do not keep the worker: their dependencies are either in
+        these counts already or served elsewhere.
+        """
+        busy = ("pending", "processing", "retrying")
         horizon = 5.0
         for counts in self.store.stats():
             if counts.queue not in self.queue_spec.names:

@@ -32,7 +32,7 @@ def worker_signals(worker: Worker) -> Iterator[None]:
         if worker.idle:
             raise StopWaiting
 
-    saved: dict[int, Any] = {}
+    saved: dict[signal.Signals, Any] = {}
     for sig in STOP_SIGNALS:
         saved[sig] = signal.signal(sig, graceful)
     saved[signal.SIGQUIT] = signal.signal(signal.SIGQUIT, immediate)

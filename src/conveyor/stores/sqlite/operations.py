@@ -39,6 +39,7 @@ _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 
 
 def claim_jobs(conn: sqlite3.Connection, params: ClaimParams, now: float) -> list[Lease]:
+    """Lease pending jobs: the given ids in order, else queue by queue in claim order."""
     expires = now + params.lease_for
     rows: list[Any] = []
     if params.job_ids is not None:
@@ -59,12 +60,14 @@ def claim_jobs(conn: sqlite3.Connection, params: ClaimParams, now: float) -> lis
 
 
 def _claim_order(row: Any) -> tuple[int, float, str]:
+    """Sort key of a claimed row: priority first, then oldest ``run_at``, then id."""
     return (-row[5], row[8], row[0])
 
 
 def heartbeat_leases(
     conn: sqlite3.Connection, leases: Sequence[Lease], now: float, expires: float
 ) -> HeartbeatResult:
+    """Renew each lease still held (token fence); collect lost ones and cancel requests."""
     renewed: dict[str, float] = {}
     lost: list[str] = []
     cancel: list[str] = []
@@ -89,14 +92,15 @@ def complete_jobs(
     size = q.COMPLETE_CHUNK
     for start in range(0, len(completions), size):
         chunk = completions[start : start + size]
-        params: list[Any] = []
-        for done in chunk:
-            params += (done.lease.job.id, done.lease.token, done.result)
-        if len(params) != 3 * len({params[i] for i in range(0, len(params), 3)}):
+        ids = [done.lease.job.id for done in chunk]
+        if len(set(ids)) != len(ids):
             # One job twice (say a stale and a live lease): only the per-row form can tell
             # which of the two held it.
             ready += _complete_one_by_one(conn, chunk, now, lost)
             continue
+        params: list[Any] = []
+        for done in chunk:
+            params += (done.lease.job.id, done.lease.token, done.result)
         params.append(now)
         held = dict(conn.execute(q.complete_many(len(chunk)), params).fetchall())
         for done in chunk:
@@ -112,6 +116,7 @@ def complete_jobs(
 def _complete_one_by_one(
     conn: sqlite3.Connection, completions: Sequence[Completion], now: float, lost: list[str]
 ) -> int:
+    """One fenced UPDATE per completion, in order; appends lost ids to ``lost``."""
     ready = 0
     for done in completions:
         lease = done.lease
@@ -125,6 +130,7 @@ def _complete_one_by_one(
 
 
 def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> RescueResult:
+    """Expired leases: retry later, or fail as poison/exhausted (and fail dependents)."""
     retried: list[str] = []
     failed: list[str] = []
     expired = conn.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
@@ -159,6 +165,7 @@ def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> R
 
 
 def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> PruneResult:
+    """Old terminal jobs (oldest first, per state), then key holds and edges left orphaned."""
     ages = (
         (S.COMPLETED, params.completed_after),
         (S.FAILED, params.failed_after),
@@ -184,6 +191,7 @@ def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> Pru
 def cancel_jobs(
     conn: sqlite3.Connection, job_ids: Sequence[str], force: bool, now: float
 ) -> CancelResult:
+    """Waiting jobs end now; processing ones get the flag, or end too with ``force``."""
     cancelled: list[str] = []
     requested: list[str] = []
     skipped: list[str] = []
@@ -207,6 +215,7 @@ def cancel_jobs(
 
 
 def retry_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> list[str]:
+    """Failed/cancelled jobs back to pending with fresh attempts; their errors stay."""
     moved: list[str] = []
     for job_id in dict.fromkeys(job_ids):
         row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
@@ -219,6 +228,7 @@ def retry_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> 
 
 
 def delete_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> int:
+    """Delete all but processing jobs; an unfinished one fails/cancels its dependents."""
     deleted = 0
     for job_id in dict.fromkeys(job_ids):
         row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
@@ -272,4 +282,5 @@ def search_filter(query: JobQuery) -> tuple[str, list[Any]]:
 
 
 def _escape_like(text: str) -> str:
+    """Make ``%``, ``_`` and the escape character itself match literally (``ESCAPE '\\'``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -327,25 +327,22 @@ class SQLiteStore:
             cur = connection.cursor()
             cur.row_factory = None
             self._check_same_database(cur)
-            own = _autocommit(connection)
-            if own:
+            # Outside a transaction we open one: in autocommit mode we also commit it;
+            # under legacy transaction control sqlite3 would have opened one at our first
+            # INSERT anyway, and the caller commits it. IMMEDIATE: no lock upgrade later.
+            began = not connection.in_transaction
+            own = began and _autocommit(connection)
+            if began:
                 cur.execute("BEGIN IMMEDIATE")
-            elif not connection.in_transaction:
-                # Legacy transaction control would open one at our first INSERT anyway;
-                # take the write lock up front so the insert never has to upgrade.
-                cur.execute("BEGIN IMMEDIATE")
-            cur.execute(f"SAVEPOINT {_SAVEPOINT}")
             try:
-                results = enqueue_batch(cur, jobs, now)
-            except BaseException:
-                cur.execute(f"ROLLBACK TO {_SAVEPOINT}")
-                cur.execute(f"RELEASE {_SAVEPOINT}")
+                results = _enqueue_in_savepoint(cur, jobs, now)
                 if own:
-                    cur.execute("ROLLBACK")
+                    cur.execute("COMMIT")
+            except BaseException:
+                if began and connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        cur.execute("ROLLBACK")
                 raise
-            cur.execute(f"RELEASE {_SAVEPOINT}")
-            if own:
-                cur.execute("COMMIT")
             return results, own
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
@@ -550,14 +547,27 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
+def _enqueue_in_savepoint(
+    cur: sqlite3.Cursor, jobs: Sequence[NewJob], now: float
+) -> list[EnqueueResult]:
+    """Enqueue inside a savepoint, so a refused batch undoes only its own inserts."""
+    cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        results = enqueue_batch(cur, jobs, now)
+    except BaseException:
+        cur.execute(f"ROLLBACK TO {_SAVEPOINT}")
+        cur.execute(f"RELEASE {_SAVEPOINT}")
+        raise
+    cur.execute(f"RELEASE {_SAVEPOINT}")
+    return results
+
+
 def _autocommit(connection: sqlite3.Connection) -> bool:
-    """Whether ``connection`` commits each statement itself (so we must commit our batch)."""
-    mode = getattr(connection, "autocommit", None)  # Python 3.12+
-    if mode is True:
-        return True
-    if mode is False:
-        return False
-    return connection.isolation_level is None and not connection.in_transaction
+    """Whether ``connection`` commits each statement by itself (then we commit our batch)."""
+    mode = getattr(connection, "autocommit", None)  # Python 3.12+: True, False or legacy
+    if isinstance(mode, bool):
+        return mode
+    return connection.isolation_level is None
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -46,6 +46,11 @@ def wake_directory(db_path: str) -> str:
     return os.path.join(tempfile.gettempdir(), f"conveyor-wake-{digest}")
 
 
+def directory_mtime_ns(path: str) -> int:
+    """When the directory last gained or lost an entry (one ``stat``)."""
+    return os.stat(path).st_mtime_ns
+
+
 def _dispose(sock: socket.socket, path: str, owner_pid: int) -> None:
     """Close a waiter's socket; remove its file only in the process that bound it."""
     sock.close()
@@ -169,7 +174,7 @@ class WakeChannel:
 
     def _targets(self) -> list[str]:
         try:
-            mtime = os.stat(self.directory).st_mtime_ns
+            mtime = directory_mtime_ns(self.directory)
         except FileNotFoundError:
             return []
         cached = self._listing

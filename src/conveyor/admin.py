@@ -1,0 +1,461 @@
+"""Management operations as plain functions: what the CLI (and the dashboard) call.
+
+Nothing here knows about Click, Rich or HTTP. Functions take a
+:class:`~conveyor.stores.base.Store` (or an :class:`~conveyor.App` when payloads must
+be decoded) and return plain data; the faces only parse input and render output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from conveyor.app import App
+from conveyor.errors import ConfigurationError, CorruptPayload
+from conveyor.job import Job, JobError, JobState
+from conveyor.stores.base import CancelResult, JobQuery, Store, StoreInfo
+
+PAGE_SIZE = 500
+"""Jobs read per search call while collecting ids."""
+
+BATCH_SIZE = 500
+"""Ids passed per store call by the bulk operations."""
+
+STATE_ORDER: tuple[JobState, ...] = (
+    JobState.PENDING,
+    JobState.SCHEDULED,
+    JobState.PROCESSING,
+    JobState.RETRYING,
+    JobState.BLOCKED,
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+)
+"""States in the order overviews show them."""
+
+RETRYABLE_STATES: tuple[JobState, ...] = (JobState.FAILED, JobState.CANCELLED)
+"""States a manual retry moves back to pending."""
+
+CANCELLABLE_STATES: tuple[JobState, ...] = (
+    JobState.PENDING,
+    JobState.SCHEDULED,
+    JobState.PROCESSING,
+    JobState.RETRYING,
+    JobState.BLOCKED,
+)
+"""States a cancel acts on."""
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+# --- apps -------------------------------------------------------------------------------------
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` (or ``module``, meaning ``module:app``) and return the App.
+
+    The current directory is put first on ``sys.path`` so that ``conveyor --app
+    tasks:app`` finds ``./tasks.py``. ``attribute`` may be dotted (``pkg.mod:obj.app``).
+
+    Raises:
+        ConfigurationError: The module or attribute does not exist, or is not an App.
+    """
+    module_name, _, attribute = spec.strip().partition(":")
+    attribute = attribute or "app"
+    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+        raise ConfigurationError(
+            f"--app {spec!r}: expected 'module:attribute', e.g. 'myproject.tasks:app'"
+        )
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and _is_prefix(exc.name, module_name):
+            raise ConfigurationError(
+                f"--app {spec!r}: no module named {exc.name!r} (searched the current "
+                f"directory {cwd} and sys.path; check the name or set PYTHONPATH)"
+            ) from exc
+        raise ConfigurationError(
+            f"--app {spec!r}: importing {module_name!r} failed: {exc}"
+        ) from exc
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigurationError(
+                f"--app {spec!r}: module {module_name!r} has no attribute {attribute!r}; "
+                f"point at your App, e.g. '{module_name}:app'"
+            ) from None
+    if not isinstance(target, App):
+        raise ConfigurationError(
+            f"--app {spec!r}: {module_name}:{attribute} is a {type(target).__name__}, "
+            "not a conveyor.App"
+        )
+    return target
+
+
+def _is_prefix(missing: str, module_name: str) -> bool:
+    """True if ``missing`` is ``module_name`` or one of its parent packages."""
+    return module_name == missing or module_name.startswith(missing + ".")
+
+
+def use_store(app: App, dsn: str) -> None:
+    """Point ``app`` at the store ``dsn`` (the CLI's ``--store``), closing any open one.
+
+    The App has no public way to change its store after construction, so this sets
+    its private fields; it must run before the app is shared with a worker.
+    """
+    if app._store is not None:
+        app.close()
+    app._store = None
+    app._dsn = dsn
+
+
+# --- time -------------------------------------------------------------------------------------
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"`` or ``"1w"``.
+
+    Raises:
+        ValueError: The text is not a duration.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration; use a number with an optional unit s, m, h, d or w "
+            "(e.g. 90s, 15m, 2h, 3d)"
+        )
+    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+
+
+def parse_time(text: str, now: float) -> float:
+    """An instant as epoch seconds: ISO-8601 with an offset, or a duration meaning that long ago.
+
+    ``"2026-01-01T00:00:00+00:00"`` and ``"2026-01-01T00:00:00Z"`` are absolute;
+    ``"15m"``, ``"2h"``, ``"3d"``, ``"90s"`` mean ``now`` minus that much.
+
+    Raises:
+        ValueError: The text is neither, or an ISO time has no offset.
+    """
+    stripped = text.strip()
+    if _DURATION.match(stripped):
+        return now - parse_duration(stripped)
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time; use ISO-8601 with an offset "
+            "(2026-01-01T09:30:00+00:00) or a duration ago (90s, 15m, 2h, 3d)"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no time zone; add an offset such as +00:00 or Z "
+            f"(e.g. {moment.isoformat()}+00:00)"
+        )
+    return moment.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO-8601 UTC string (None stays None)."""
+    if ts is None or not math.isfinite(ts):
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+# --- selection --------------------------------------------------------------------------------
+def job_query(
+    *,
+    ids: Sequence[str] | None = None,
+    states: Iterable[str | JobState] | None = None,
+    queues: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    tag: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> JobQuery:
+    """A :class:`JobQuery`; empty sequences mean "no filter".
+
+    Raises:
+        ValueError: A state name is unknown.
+    """
+    state_list = [JobState(s) for s in states] if states else None
+    return JobQuery(
+        ids=list(ids) if ids else None,
+        states=state_list,
+        queues=list(queues) if queues else None,
+        tasks=list(tasks) if tasks else None,
+        tag=tag or None,
+        since=since,
+        until=until,
+        text=text or None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def dlq_query(
+    *,
+    queue: str | None = None,
+    task: str | None = None,
+    ids: Sequence[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> JobQuery:
+    """Jobs in the dead-letter queue (state ``failed``), optionally of one queue or task."""
+    return job_query(
+        ids=ids,
+        states=[JobState.FAILED],
+        queues=[queue] if queue else None,
+        tasks=[task] if task else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def select_ids(store: Store, query: JobQuery, *, max_items: int | None = None) -> list[str]:
+    """Ids of every job matching ``query`` (its limit/offset are ignored), oldest first.
+
+    Reads pages of :data:`PAGE_SIZE`, stopping after ``max_items`` ids if given. Pages
+    are separate reads: a job that changes state meanwhile may be missed or included.
+    """
+    seen: dict[str, None] = {}
+    offset = 0
+    while max_items is None or len(seen) < max_items:
+        page = store.search(
+            dataclasses.replace(query, limit=PAGE_SIZE, offset=offset, newest_first=False)
+        )
+        for job in page.items:
+            seen.setdefault(job.id)
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            break
+    ids = list(seen)
+    return ids if max_items is None else ids[:max_items]
+
+
+def _batches(ids: Sequence[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), BATCH_SIZE):
+        yield unique[start : start + BATCH_SIZE]
+
+
+# --- bulk operations --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    """Jobs moved back to pending, and the ones left alone (not failed/cancelled, unknown)."""
+
+    retried: list[str]
+    skipped: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """How many jobs were deleted, and which were skipped (processing or unknown)."""
+
+    deleted: int
+    processing: list[str]
+    missing: list[str]
+
+    @property
+    def skipped(self) -> int:
+        """Jobs not deleted."""
+        return len(self.processing) + len(self.missing)
+
+
+def retry_jobs(store: Store, ids: Sequence[str]) -> RetryResult:
+    """Move failed/cancelled jobs back to pending with fresh attempts."""
+    retried: list[str] = []
+    unique = list(dict.fromkeys(ids))
+    for batch in _batches(unique):
+        retried.extend(store.retry(batch))
+    moved = set(retried)
+    return RetryResult(retried, [i for i in unique if i not in moved])
+
+
+def cancel_jobs(store: Store, ids: Sequence[str], *, force: bool = False) -> CancelResult:
+    """Cancel jobs: waiting ones at once, processing ones cooperatively (or by ``force``)."""
+    cancelled: list[str] = []
+    requested: list[str] = []
+    skipped: list[str] = []
+    for batch in _batches(ids):
+        result = store.cancel(batch, force=force)
+        cancelled.extend(result.cancelled)
+        requested.extend(result.requested)
+        skipped.extend(result.skipped)
+    return CancelResult(cancelled, requested, skipped)
+
+
+def purge_jobs(store: Store, ids: Sequence[str]) -> PurgeResult:
+    """Delete jobs for good; processing jobs are refused (cancel them first)."""
+    deleted = 0
+    processing: list[str] = []
+    missing: list[str] = []
+    for batch in _batches(ids):
+        found = {job.id: job for job in store.get_many(batch)}
+        missing.extend(i for i in batch if i not in found)
+        busy = {i for i, job in found.items() if job.state is JobState.PROCESSING}
+        processing.extend(i for i in batch if i in busy)
+        deletable = [i for i in found if i not in busy]
+        if deletable:
+            deleted += store.delete(deletable)
+    return PurgeResult(deleted, processing, missing)
+
+
+# --- overviews --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One queue in the overview: jobs per state and how long its oldest pending job waits."""
+
+    queue: str
+    counts: dict[str, int] = field(default_factory=dict)
+    """Every state of :data:`STATE_ORDER`, zeros included."""
+    oldest_pending_age: float | None = None
+    """Seconds since the oldest pending job became due; None when nothing is pending."""
+
+    @property
+    def total(self) -> int:
+        """All jobs in the queue."""
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain form for JSON output."""
+        return {
+            "queue": self.queue,
+            "counts": dict(self.counts),
+            "total": self.total,
+            "oldest_pending_age": self.oldest_pending_age,
+        }
+
+
+def queue_overview(store: Store, now: float) -> list[QueueRow]:
+    """One row per queue that has jobs, sorted by name."""
+    rows: list[QueueRow] = []
+    for entry in sorted(store.stats(), key=lambda c: c.queue):
+        counts = {state.value: int(entry.counts.get(state.value, 0)) for state in STATE_ORDER}
+        age = None
+        if entry.oldest_pending_at is not None:
+            age = max(now - entry.oldest_pending_at, 0.0)
+        rows.append(QueueRow(entry.queue, counts, age))
+    return rows
+
+
+def store_info_dict(info: StoreInfo) -> dict[str, object]:
+    """Plain form of :class:`StoreInfo`."""
+    return {
+        "driver": info.driver,
+        "location": info.location,
+        "durability": info.durability,
+        "schema_version": info.schema_version,
+        "details": dict(info.details),
+    }
+
+
+def app_overview(app: App, *, with_tasks: bool) -> dict[str, object]:
+    """Version, store, codec and (optionally) registered tasks, for ``conveyor info``."""
+    from conveyor import __version__
+
+    data: dict[str, object] = {
+        "version": __version__,
+        "store": store_info_dict(app.store.info()),
+        "codec": app.codec.describe(),
+    }
+    if with_tasks:
+        data["tasks"] = [
+            {
+                "name": task.name,
+                "queue": task.options.queue,
+                "priority": task.options.priority,
+                "max_attempts": task.options.max_attempts,
+                "timeout": task.options.timeout,
+                "retry": repr(task.options.retry),
+                "async": task.is_async,
+            }
+            for task in sorted(app.tasks.values(), key=lambda t: t.name)
+        ]
+    return data
+
+
+# --- jobs as plain data -----------------------------------------------------------------------
+def error_to_dict(error: JobError) -> dict[str, object]:
+    """One failed attempt, with ISO-8601 times."""
+    return {
+        "attempt": error.attempt,
+        "type": error.type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "worker_id": error.worker_id,
+        "started_at": iso(error.started_at),
+        "failed_at": iso(error.failed_at),
+    }
+
+
+def job_to_dict(app: App, job: Job, *, decode: bool = True) -> dict[str, object]:
+    """Everything about a job as JSON-ready data; never raises for a bad payload.
+
+    With ``decode``, ``args``/``kwargs`` (and ``result``) are decoded; a frame that
+    fails its checks shows as ``"payload": "<corrupt: …>"`` instead.
+    """
+    data: dict[str, object] = {
+        "id": job.id,
+        "queue": job.queue,
+        "task": job.task,
+        "state": job.state.value,
+        "priority": job.priority,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "run_at": iso(job.run_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "heartbeat_at": iso(job.heartbeat_at),
+        "lease_expires_at": iso(job.lease_expires_at),
+        "worker_id": job.worker_id,
+        "timeout": job.timeout,
+        "tags": list(job.tags),
+        "depends_on": list(job.depends_on),
+        "blocked_by": job.blocked_by,
+        "parent_id": job.parent_id,
+        "unique_key": job.unique_key,
+        "idempotency_key": job.idempotency_key,
+        "cancel_requested": job.cancel_requested,
+        "failure_reason": job.failure_reason,
+        "errors": [error_to_dict(e) for e in job.errors],
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "worker_id": a.worker_id,
+                "started_at": iso(a.started_at),
+                "finished_at": iso(a.finished_at),
+                "outcome": a.outcome,
+                "error": f"{a.error.type}: {a.error.message}" if a.error else None,
+            }
+            for a in job.attempts
+        ],
+    }
+    if decode:
+        try:
+            payload = app.decode_payload(job)
+        except CorruptPayload as exc:
+            data["payload"] = f"<corrupt: {exc}>"
+        else:
+            data["args"] = payload.args
+            data["kwargs"] = payload.kwargs
+            if payload.piped_from is not None:
+                data["piped_from"] = payload.piped_from
+        try:
+            data["result"] = app.decode_result(job)
+        except CorruptPayload as exc:
+            data["result"] = f"<corrupt: {exc}>"
+    return data

@@ -1,0 +1,1 @@
+"""Tests of the conveyor command line, its management functions and the demo."""
