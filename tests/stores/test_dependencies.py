@@ -340,3 +340,18 @@ def test_cycle_in_a_batch_is_refused_and_named(
     assert all(b in edges[a] for a, b in steps) or all(a in edges[b] for a, b in steps)
     assert store.get_many([j.id for j in jobs]) == []
     assert count_jobs(store) == 1
+
+
+def test_a_dependency_on_a_duplicate_waits_for_the_job_holding_the_key(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    holder = add(store, queue="parents", unique_key="nightly")
+    dup = make_job(queue="parents", unique_key="nightly")
+    child = make_job(depends_on=(dup.id,))
+
+    results = store.enqueue([dup, child])
+
+    assert results[0] == EnqueueResult(holder, JobState.PENDING, True)
+    assert results[1].state is JobState.BLOCKED
+    _complete(store, holder)
+    assert state_of(store, child.id) is JobState.PENDING

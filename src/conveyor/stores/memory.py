@@ -17,6 +17,7 @@ from conveyor.clock import Clock, SystemClock
 from conveyor.errors import (
     ConfigurationError,
     IdempotencyConflict,
+    InvalidOption,
     LeaseLost,
     UnknownDependency,
 )
@@ -111,11 +112,13 @@ class MemoryStore:
         t = self._now(now)
         with self._lock:
             results = self._plan_enqueue(jobs, t)
-            batch = {job.id: job for job in jobs}
+            redirect = {new.id: r.id for new, r in zip(jobs, results, strict=True) if r.duplicate}
+            inserted = {new.id for new, r in zip(jobs, results, strict=True) if not r.duplicate}
             for new, result in zip(jobs, results, strict=True):
                 if result.duplicate:
                     continue
-                self._insert(new, result.state, t, batch)
+                deps = tuple(dict.fromkeys(redirect.get(d, d) for d in new.depends_on))
+                self._insert(dataclasses.replace(new, depends_on=deps), result.state, t, inserted)
             if any(not r.duplicate and r.state is S.PENDING for r in results):
                 self._wake()
         return results
@@ -132,6 +135,8 @@ class MemoryStore:
         the job it depends on; results come back in the caller's order.
         """
         batch_ids = {job.id for job in jobs}
+        if len(batch_ids) != len(jobs) or any(i in self._jobs for i in batch_ids):
+            raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
         planned: dict[str, EnqueueResult] = {}
         seen_unique: dict[str, str] = {}
         seen_idem: dict[str, tuple[str, str]] = {}
@@ -200,9 +205,11 @@ class MemoryStore:
             return S.SCHEDULED
         return S.PENDING
 
-    def _insert(self, new: NewJob, state: S, now: float, batch: dict[str, NewJob]) -> None:
+    def _insert(self, new: NewJob, state: S, now: float, batch: set[str]) -> None:
         open_deps = [
-            d for d in new.depends_on if d in batch or self._jobs[d].state is not S.COMPLETED
+            d
+            for d in new.depends_on
+            if (d in batch and d not in self._jobs) or self._jobs[d].state is not S.COMPLETED
         ]
         reason = None
         if state in (S.FAILED, S.CANCELLED):
