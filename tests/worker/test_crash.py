@@ -147,3 +147,31 @@ def spawn_gated(db: Path, gate: Path, started: list[multiprocessing.process.Base
     started.append(proc)
     assert proc.pid is not None
     return proc.pid
+
+
+def test_bytes_flipped_in_the_database_send_the_job_to_the_dlq(tmp_path: Path) -> None:
+    import sqlite3
+
+    from conveyor import FailureReason
+    from conveyor.worker.consumer import Worker as InProcessWorker
+
+    db = tmp_path / "jobs.db"
+    app = App(settings=AppSettings(store=f"sqlite:///{db}"))
+    ran: list[int] = []
+
+    @app.task(name="victim")
+    def victim(x: int) -> None:
+        ran.append(x)
+
+    handle = victim.enqueue(7)
+    with sqlite3.connect(db) as conn:
+        (payload,) = conn.execute("SELECT payload FROM jobs WHERE id = ?", (handle.id,)).fetchone()
+        flipped = bytearray(payload)
+        flipped[len(flipped) // 2] ^= 0x40
+        conn.execute("UPDATE jobs SET payload = ? WHERE id = ?", (bytes(flipped), handle.id))
+    InProcessWorker(app, WorkerSettings(burst=True, poll_interval=0.05)).run()
+    info = app.get_job(handle.id)
+    assert not ran
+    assert info.state is JobState.FAILED and info.failure_reason == FailureReason.CORRUPT
+    assert info.errors[0].type == "CorruptPayload"
+    app.close()
