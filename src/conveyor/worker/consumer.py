@@ -230,7 +230,7 @@ class Worker:
             if not self._stop.is_set():
                 self.store.wait_for_work(self.queue_spec.names, timeout)
         except StopWaiting:
-            pass
+            return  # a stop signal cut the wait short; the loop sees the stop flag
         except StoreError as exc:
             trouble = exc
         finally:
