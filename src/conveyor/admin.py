@@ -21,7 +21,7 @@ from typing import Any
 from conveyor.app import App
 from conveyor.errors import ConfigurationError, CorruptPayload
 from conveyor.job import Job, JobError, JobState
-from conveyor.stores.base import CancelResult, JobQuery, Store, StoreInfo
+from conveyor.stores.base import CancelResult, JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
 PAGE_SIZE = 500
 """Jobs read per search call while collecting ids."""
@@ -52,6 +52,9 @@ CANCELLABLE_STATES: tuple[JobState, ...] = (
     JobState.BLOCKED,
 )
 """States a cancel acts on."""
+
+STALE_AFTER = 30.0
+"""Seconds without a heartbeat after which a node or worker is shown as stale."""
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -348,6 +351,135 @@ def queue_overview(store: Store, now: float) -> list[QueueRow]:
         if entry.oldest_pending_at is not None:
             age = max(now - entry.oldest_pending_at, 0.0)
         rows.append(QueueRow(entry.queue, counts, age))
+    return rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRow:
+    """One registered node: what it reports, its worker counts and its heartbeat's age."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    concurrency: int
+    state: str
+    started_at: float | None
+    """None when the node did not report it."""
+    heartbeat_age: float
+    """Seconds since the node last registered (by the store's clock)."""
+    stale: bool
+    """No heartbeat for more than the threshold: the node is probably gone."""
+    workers: int
+    busy: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain form for JSON output."""
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "queues": list(self.queues),
+            "capabilities": list(self.capabilities),
+            "concurrency": self.concurrency,
+            "state": self.state,
+            "started_at": iso(self.started_at),
+            "heartbeat_age": self.heartbeat_age,
+            "stale": self.stale,
+            "workers": self.workers,
+            "busy_workers": self.busy,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRow:
+    """One worker process of a registered node."""
+
+    node_id: str
+    worker_id: str
+    pid: int
+    state: str
+    current_job: str | None
+    processed: int
+    failed: int
+    rss_bytes: int
+    heartbeat_age: float
+    """Seconds since the worker's own report, else since its node's heartbeat."""
+    stale: bool
+    """The worker's or its node's heartbeat is older than the threshold."""
+
+    @property
+    def rss_mib(self) -> float:
+        """Resident memory in MiB."""
+        return self.rss_bytes / (1024 * 1024)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain form for JSON output."""
+        return {
+            "node_id": self.node_id,
+            "worker_id": self.worker_id,
+            "pid": self.pid,
+            "state": self.state,
+            "current_job": self.current_job,
+            "processed": self.processed,
+            "failed": self.failed,
+            "rss_bytes": self.rss_bytes,
+            "rss_mib": round(self.rss_mib, 1),
+            "heartbeat_age": self.heartbeat_age,
+            "stale": self.stale,
+        }
+
+
+def _age(now: float, ts: float) -> float:
+    return max(now - ts, 0.0)
+
+
+def _node_row(node: NodeInfo, now: float, stale_after: float) -> NodeRow:
+    age = _age(now, node.heartbeat_at)
+    return NodeRow(
+        id=node.id,
+        host=node.host,
+        pid=node.pid,
+        queues=node.queues,
+        capabilities=node.capabilities,
+        concurrency=node.concurrency,
+        state=node.state,
+        started_at=node.started_at if node.started_at > 0 else None,
+        heartbeat_age=age,
+        stale=age > stale_after,
+        workers=len(node.workers),
+        busy=sum(1 for w in node.workers if w.state == "busy"),
+    )
+
+
+def node_rows(store: Store, now: float, stale_after: float = STALE_AFTER) -> list[NodeRow]:
+    """One row per registered node, oldest start first; ``stale`` past ``stale_after`` s."""
+    return [_node_row(node, now, stale_after) for node in store.list_nodes()]
+
+
+def _worker_row(node: NodeRow, worker: WorkerInfo, now: float, stale_after: float) -> WorkerRow:
+    age = _age(now, worker.heartbeat_at) if worker.heartbeat_at > 0 else node.heartbeat_age
+    return WorkerRow(
+        node_id=node.id,
+        worker_id=worker.id,
+        pid=worker.pid,
+        state=worker.state,
+        current_job=worker.current_job,
+        processed=worker.processed,
+        failed=worker.failed,
+        rss_bytes=worker.rss_bytes,
+        heartbeat_age=age,
+        stale=node.stale or age > stale_after,
+    )
+
+
+def worker_rows(store: Store, now: float, stale_after: float = STALE_AFTER) -> list[WorkerRow]:
+    """One row per worker of every registered node, in node order then as reported."""
+    rows: list[WorkerRow] = []
+    for node in store.list_nodes():
+        summary = _node_row(node, now, stale_after)
+        rows.extend(_worker_row(summary, w, now, stale_after) for w in node.workers)
     return rows
 
 

@@ -70,6 +70,22 @@ class WorkerSettings:
     grace: float = 30.0
     worker_id: str = ""
     """Empty: ``host:pid``."""
+    concurrency: int = 1
+    """Child processes the supervisor keeps (``-c``); ignored with ``autoscale``."""
+    autoscale: str = ""
+    """``MIN,MAX``: grow and shrink the child count from queue depth and wait time."""
+    max_tasks_per_child: int = 0
+    """Replace a child after this many jobs (0: never)."""
+    max_memory_per_child: int = 0
+    """Replace a child whose RSS passes this many MiB after a job (0: never)."""
+    max_child_lifetime: float = 0.0
+    """Replace a child after this many seconds (0: never)."""
+    hard_timeout_grace: float = 5.0
+    """Seconds past a job's soft timeout before the supervisor kills its child."""
+    liveness_timeout: float = 0.0
+    """Kill a child silent for this long (0: three heartbeat intervals, at least 5 s)."""
+    capabilities: str = ""
+    """Comma-separated tags this node offers (recorded in the node registry)."""
 
     def __post_init__(self) -> None:
         from conveyor.queues import parse_queues
@@ -79,6 +95,17 @@ class WorkerSettings:
         _positive("max_rescues", self.max_rescues)
         for name in ("lease_seconds", "heartbeat_interval", "rescue_interval", "poll_interval"):
             _positive(name, getattr(self, name))
+        for name in (
+            "max_tasks_per_child",
+            "max_memory_per_child",
+            "max_child_lifetime",
+            "hard_timeout_grace",
+            "liveness_timeout",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name}: must not be negative")
+        _positive("concurrency", self.concurrency)
+        self.autoscale_bounds()
         if self.grace < 0 or self.rescue_retry_delay < 0:
             raise ConfigurationError("grace and rescue_retry_delay must not be negative")
         if self.heartbeat_interval > self.lease_seconds / 4:
@@ -91,6 +118,28 @@ class WorkerSettings:
                 f"rescue_interval ({self.rescue_interval}s) must not exceed "
                 f"lease_seconds ({self.lease_seconds}s)"
             )
+
+    def autoscale_bounds(self) -> tuple[int, int] | None:
+        """``(min, max)`` from ``autoscale``, or None when it is off."""
+        if not self.autoscale:
+            return None
+        parts = self.autoscale.split(",")
+        try:
+            low, high = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigurationError(
+                f"autoscale: expected MIN,MAX (e.g. 1,8), got {self.autoscale!r}"
+            ) from None
+        if not 0 <= low <= high or high < 1:
+            raise ConfigurationError(
+                f"autoscale: need 0 <= MIN <= MAX and MAX >= 1, got {self.autoscale!r}"
+            )
+        return low, high
+
+    @property
+    def effective_liveness_timeout(self) -> float:
+        """How long a child may stay silent before it counts as hung."""
+        return self.liveness_timeout or max(3 * self.heartbeat_interval, 5.0)
 
 
 def _positive(name: str, value: float) -> None:

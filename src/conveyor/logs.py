@@ -59,3 +59,11 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def current_logging() -> tuple[str, str]:
+    """``(level, format)`` of the ``conveyor`` logger, so child processes can match it."""
+    root = logging.getLogger("conveyor")
+    level = logging.getLevelName(root.getEffectiveLevel())
+    fmt = "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "text"
+    return str(level), fmt

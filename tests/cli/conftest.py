@@ -113,7 +113,7 @@ class Project:
 
     def run_worker(self, queues: str = "high,default") -> Result:
         """Run a burst worker in-process until the queues are drained."""
-        result = self.cli("worker", "--burst", "-Q", queues, "--poll-interval", "0.05")
+        result = self.cli("worker", "--solo", "--burst", "-Q", queues, "--poll-interval", "0.05")
         assert result.exit_code == 0, result.output
         return result
 

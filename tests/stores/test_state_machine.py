@@ -254,21 +254,21 @@ class StoreComparison(RuleBasedStateMachine):
         now = self.clock.now()
         try:
             if action == "complete":
-                ref, drv = self._both(
+                lost = self._both(
                     "complete",
                     lambda store, side: store.complete([Completion(pair[side], b"\x00ok")]),
                 )
-                self._agree("complete lost", ref, drv)
+                self._agree("complete lost", *lost)
             elif action.startswith("fail"):
                 retry_at = {"fail-retry": now + 3.0, "fail-retry-now": now}.get(action)
                 reason = None if retry_at is not None else FailureReason.NOT_RETRYABLE
-                ref, drv = self._both(
+                states = self._both(
                     action,
                     lambda store, side: store.fail(
                         pair[side], self._error(pair[side]), retry_at=retry_at, reason=reason
                     ),
                 )
-                self._agree(f"{action} state", ref, drv)
+                self._agree(f"{action} state", *states)
             elif action.startswith("release"):
                 run_at = now + 10.0 if action == "release-later" else None
                 self._both(action, lambda store, side: store.release(pair[side], run_at=run_at))
@@ -409,7 +409,15 @@ MACHINE_SETTINGS = settings(
 )
 
 
+def _machine(driver: str, root: Path) -> type[StoreComparison]:
+    class Machine(StoreComparison):
+        def __init__(self) -> None:
+            super().__init__(driver, root)
+
+    return Machine
+
+
 @pytest.mark.parametrize("driver", list(STORE_FACTORIES))
 def test_driver_matches_the_reference_store(driver: str, tmp_path: Path) -> None:
     """Also run for the reference itself: that checks the invariants on the memory store."""
-    run_state_machine_as_test(lambda: StoreComparison(driver, tmp_path), settings=MACHINE_SETTINGS)
+    run_state_machine_as_test(_machine(driver, tmp_path), settings=MACHINE_SETTINGS)

@@ -3,6 +3,7 @@ enqueue, fork safety and a multi-process claim race. Contract behaviour is in te
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -25,8 +26,15 @@ from conveyor.errors import (
 from conveyor.ids import IdGenerator
 from conveyor.job import JobError, JobState, NewJob
 from conveyor.stores import open_store
-from conveyor.stores.base import ClaimParams, Completion, JobQuery, RescueParams
-from conveyor.stores.sqlite import SQLiteStore, queries, schema, wakeup
+from conveyor.stores.base import (
+    ClaimParams,
+    Completion,
+    JobQuery,
+    NodeInfo,
+    RescueParams,
+    WorkerInfo,
+)
+from conveyor.stores.sqlite import SQLiteStore, queries, rows, schema, wakeup
 from conveyor.stores.sqlite.connection import parse_dsn
 from conveyor.stores.sqlite.wakeup import WakeChannel
 
@@ -756,3 +764,76 @@ def test_four_processes_claim_every_job_exactly_once(store: SQLiteStore, tmp_pat
     assert {j.attempt for j in stored} == {1}
     owner = {job_id: f"w{i}".encode() for i, claimed in enumerate(claims) for job_id in claimed}
     assert all(j.result == owner[j.id] for j in stored)
+
+
+# node registry -----------------------------------------------------------------------------
+def test_a_version_1_database_is_upgraded_to_the_node_registry(db_path: str) -> None:
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert schema.migrate(raw, schema.load_migrations()[:1]) == 1
+        raw.execute(
+            "INSERT INTO jobs (id, queue, task, payload, state, run_at, created_at) "
+            "VALUES ('old-job', 'default', 't', x'00', 'pending', 1.0, 1.0)"
+        )
+        assert raw.execute("SELECT 1 FROM sqlite_master WHERE name = 'nodes'").fetchone() is None
+    finally:
+        raw.close()
+    assert [m.name for m in schema.load_migrations()[:2]] == ["0001_initial.sql", "0002_nodes.sql"]
+
+    store = SQLiteStore(db_path, clock=FakeClock())
+    try:
+        latest = schema.latest_version()
+        assert store.info().schema_version == latest >= 2
+        conn = store._conn()
+        ledger = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+        assert ledger == list(range(1, latest + 1))
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert {"nodes", "nodes_heartbeat"} <= names
+        old = store.get("old-job")
+        assert old is not None and old.state is S.PENDING
+        store.register_node(NodeInfo(id="n", host="h", pid=1, queues=("default",)))
+        assert [n.id for n in store.list_nodes()] == ["n"]
+    finally:
+        store.close()
+
+
+def test_node_rows_keep_the_whole_node_as_json(store: SQLiteStore) -> None:
+    worker = WorkerInfo(id="w", pid=2, state="busy", current_job="j1", rss_bytes=1 << 40)
+    node = NodeInfo(id="n", host="h", pid=1, queues=("a",), started_at=5.5, workers=(worker,))
+    store.register_node(node, now=9.25)
+
+    row = store._conn().execute("SELECT id, started_at, heartbeat_at, data FROM nodes").fetchone()
+
+    assert row[:3] == ("n", 5.5, 9.25)
+    data = json.loads(row[3])
+    assert data["heartbeat_at"] == 9.25
+    assert data["workers"] == [dataclasses.asdict(worker)]
+
+
+def test_node_documents_tolerate_fields_they_do_not_know() -> None:
+    text = json.dumps(
+        {
+            "id": "n",
+            "host": "h",
+            "pid": 1,
+            "queues": ["a"],
+            "zone": "eu",
+            "workers": [{"id": "w", "pid": 2, "state": "idle", "gpu": 0}],
+        }
+    )
+
+    node = rows.node_from_json(text)
+
+    assert node == NodeInfo(
+        id="n", host="h", pid=1, queues=("a",), workers=(WorkerInfo(id="w", pid=2, state="idle"),)
+    )
+
+
+def test_node_pruning_uses_the_heartbeat_index(store: SQLiteStore) -> None:
+    conn = store._conn()
+
+    plan = " | ".join(
+        r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {queries.PRUNE_NODES}", (1.0,))
+    )
+
+    assert "nodes_heartbeat" in plan

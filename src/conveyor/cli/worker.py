@@ -1,4 +1,5 @@
-"""``conveyor worker``: run a consumer until stopped (or until the queues drain, with --burst)."""
+"""``conveyor worker``: a supervisor with N worker children (or one in-process worker
+with ``--solo``), until stopped or, with ``--burst``, until the queues drain."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from conveyor.config import WorkerSettings, build, read_file_settings
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
-    from conveyor.worker.consumer import WorkerStats
+    from conveyor.worker.reporting import WorkerStats
 
 
 def _summary(worker_id: str, stats: WorkerStats) -> str:
     return (
-        f"worker {worker_id} stopped: processed {stats.processed}, "
+        f"{worker_id} stopped: processed {stats.processed}, "
         f"completed {stats.completed}, failed {stats.failed}, retried {stats.retried}, "
         f"cancelled {stats.cancelled}, released {stats.released}, lost {stats.lost}"
     )
@@ -83,6 +84,71 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
     "is interrupted and released back to the queue. Default: 30.",
 )
 @click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    envvar="CONVEYOR_CONCURRENCY",
+    show_envvar=True,
+    help="Worker processes the supervisor keeps running. Default: 1.",
+)
+@click.option(
+    "--autoscale",
+    metavar="MIN,MAX",
+    envvar="CONVEYOR_AUTOSCALE",
+    show_envvar=True,
+    help="Grow and shrink the number of worker processes between MIN and MAX from queue "
+    "depth and wait time (replaces -c).",
+)
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=0),
+    envvar="CONVEYOR_MAX_TASKS_PER_CHILD",
+    show_envvar=True,
+    help="Replace a worker process after this many jobs (0: never).",
+)
+@click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=0),
+    envvar="CONVEYOR_MAX_MEMORY_PER_CHILD",
+    show_envvar=True,
+    help="Replace a worker process whose RSS passes this many MiB after a job (0: never).",
+)
+@click.option(
+    "--max-child-lifetime",
+    type=float,
+    envvar="CONVEYOR_MAX_CHILD_LIFETIME",
+    show_envvar=True,
+    help="Replace a worker process after this many seconds (0: never).",
+)
+@click.option(
+    "--hard-timeout-grace",
+    type=float,
+    envvar="CONVEYOR_HARD_TIMEOUT_GRACE",
+    show_envvar=True,
+    help="Seconds past a job's timeout before its process is killed. Default: 5.",
+)
+@click.option(
+    "--liveness-timeout",
+    type=float,
+    envvar="CONVEYOR_LIVENESS_TIMEOUT",
+    show_envvar=True,
+    help="Kill a worker process silent for this long. Default: 3 heartbeats, at least 5 s.",
+)
+@click.option(
+    "--capabilities",
+    envvar="CONVEYOR_CAPABILITIES",
+    show_envvar=True,
+    help="Comma-separated tags this node offers (shown by `conveyor nodes`).",
+)
+@click.option(
+    "--solo",
+    is_flag=True,
+    envvar="CONVEYOR_SOLO",
+    show_envvar=True,
+    help="Run one worker in this process, without a supervisor (debugging, containers "
+    "that run one process each).",
+)
+@click.option(
     "--worker-id",
     envvar="CONVEYOR_WORKER_ID",
     show_envvar=True,
@@ -99,6 +165,15 @@ def worker(
     rescue_interval: float | None,
     poll_interval: float | None,
     grace: float | None,
+    concurrency: int | None,
+    autoscale: str | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    max_child_lifetime: float | None,
+    hard_timeout_grace: float | None,
+    liveness_timeout: float | None,
+    capabilities: str | None,
+    solo: bool,
     worker_id: str | None,
 ) -> None:
     """Run a worker in this process.
@@ -106,7 +181,10 @@ def worker(
     SIGTERM or Ctrl-C stops it after the running job (unstarted jobs go back to
     the queue); a second one interrupts the running job and releases it.
     """
+    from conveyor.logs import current_logging
+    from conveyor.worker.launcher import ExecLauncher
     from conveyor.worker.signals import worker_signals
+    from conveyor.worker.supervisor import Supervisor
 
     app = state.app(need_tasks=True)
     settings = build(
@@ -120,12 +198,32 @@ def worker(
             "rescue_interval": rescue_interval,
             "poll_interval": poll_interval,
             "grace": grace,
+            "concurrency": concurrency,
+            "autoscale": autoscale,
+            "max_tasks_per_child": max_tasks_per_child,
+            "max_memory_per_child": max_memory_per_child,
+            "max_child_lifetime": max_child_lifetime,
+            "hard_timeout_grace": hard_timeout_grace,
+            "liveness_timeout": liveness_timeout,
+            "capabilities": capabilities,
             "worker_id": worker_id,
         },
         env=os.environ,
         file=read_file_settings(),
     )
-    consumer = app.worker(settings)
-    with worker_signals(consumer):
-        stats = consumer.run()
-    click.echo(_summary(consumer.worker_id, stats))
+    if solo:
+        consumer = app.worker(settings)
+        with worker_signals(consumer):
+            stats = consumer.run()
+        click.echo(_summary(consumer.worker_id, stats))
+        return
+    assert state.app_spec is not None
+    level, fmt = current_logging()
+    launcher = ExecLauncher(
+        state.app_spec, store=state.store_dsn or "", log_level=level, log_format=fmt
+    )
+    supervisor = Supervisor(app, settings, launcher)
+    status = supervisor.run()
+    click.echo(_summary(supervisor.node_id, supervisor.totals))
+    if status:
+        raise SystemExit(status)

@@ -205,6 +205,40 @@ class CancelResult:
     """Already terminal or unknown."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerInfo:
+    """One worker process of a node, as its supervisor last reported it."""
+
+    id: str
+    pid: int
+    state: str
+    """``starting``, ``idle``, ``busy``, ``stopping``."""
+    current_job: str | None = None
+    processed: int = 0
+    failed: int = 0
+    rss_bytes: int = 0
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeInfo:
+    """A worker node (one supervisor and its children) registered in the store."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    capabilities: tuple[str, ...] = ()
+    concurrency: int = 1
+    state: str = "running"
+    """``running``, ``paused``, ``stopping``."""
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    """Set by the store on every :meth:`Store.register_node` (the store's clock)."""
+    workers: tuple[WorkerInfo, ...] = ()
+
+
 @runtime_checkable
 class Store(Protocol):
     """The single source of truth for jobs; every state change is one fenced operation."""
@@ -325,6 +359,25 @@ class Store(Protocol):
 
     def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
         """Move failed/cancelled jobs back to pending with fresh attempts; return moved ids."""
+        ...
+
+    # nodes ---------------------------------------------------------------------------------
+    def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
+        """Insert or replace the node's record; ``heartbeat_at`` becomes ``now``.
+
+        Supervisors call this at start-up and then as their heartbeat."""
+        ...
+
+    def remove_node(self, node_id: str) -> None:
+        """Forget a node (clean shutdown). Unknown ids are ignored."""
+        ...
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every registered node, oldest ``started_at`` first."""
+        ...
+
+    def prune_nodes(self, *, older_than: float, now: float | None = None) -> int:
+        """Forget nodes whose last heartbeat is more than ``older_than`` seconds old."""
         ...
 
     def delete(self, job_ids: Sequence[str]) -> int:

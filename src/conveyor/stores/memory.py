@@ -45,6 +45,7 @@ from conveyor.stores.base import (
     Completion,
     HeartbeatResult,
     JobQuery,
+    NodeInfo,
     Page,
     PruneParams,
     PruneResult,
@@ -76,6 +77,7 @@ class MemoryStore:
         self._dependents: dict[str, list[str]] = {}
         self._unique: dict[str, _KeyHold] = {}
         self._idempotency: dict[str, _KeyHold] = {}
+        self._nodes: dict[str, NodeInfo] = {}
         self._wakeups = 0
 
     # lifecycle ---------------------------------------------------------------------------
@@ -653,6 +655,33 @@ class MemoryStore:
             if moved:
                 self._wake()
         return moved
+
+    # nodes -------------------------------------------------------------------------------
+    def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
+        """Insert or replace the node's record, its ``heartbeat_at`` set to ``now``."""
+        t = self._now(now)
+        with self._lock:
+            self._nodes[node.id] = dataclasses.replace(node, heartbeat_at=t)
+
+    def remove_node(self, node_id: str) -> None:
+        """Forget the node; unknown ids are ignored."""
+        with self._lock:
+            self._nodes.pop(node_id, None)
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every node, oldest ``started_at`` first (then by id)."""
+        with self._lock:
+            nodes = list(self._nodes.values())
+        return sorted(nodes, key=lambda n: (n.started_at, n.id))
+
+    def prune_nodes(self, *, older_than: float, now: float | None = None) -> int:
+        """Forget nodes whose heartbeat is before ``now - older_than``; return how many."""
+        cutoff = self._now(now) - older_than
+        with self._lock:
+            stale = [i for i, n in self._nodes.items() if n.heartbeat_at < cutoff]
+            for node_id in stale:
+                del self._nodes[node_id]
+        return len(stale)
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete non-processing jobs; dependents of unfinished ones get their policy."""

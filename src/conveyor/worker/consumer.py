@@ -15,7 +15,6 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
 
 from conveyor.app import App
 from conveyor.config import WorkerSettings
@@ -28,6 +27,14 @@ from conveyor.stores.base import ClaimParams, Completion
 from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
 from conveyor.worker.heartbeat import LeaseKeeper
 from conveyor.worker.interrupt import Interrupter
+from conveyor.worker.reporting import (
+    LeakTracker,
+    NullReporter,
+    Reporter,
+    WorkerStats,
+    peak_rss_bytes,
+    rss_bytes,
+)
 
 log = logging.getLogger("conveyor.worker")
 
@@ -40,25 +47,25 @@ STAGE_EVERY = 1.0
 """Seconds between due-job promotions while busy (idle workers stage before sleeping)."""
 
 
-@dataclass(slots=True)
-class WorkerStats:
-    """Counters a worker keeps about itself."""
-
-    processed: int = 0
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    cancelled: int = 0
-    released: int = 0
-    lost: int = 0
-
-
 class Worker:
     """One consumer process (the prefork supervisor will run several)."""
 
-    def __init__(self, app: App, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        app: App,
+        settings: WorkerSettings,
+        *,
+        reporter: Reporter | None = None,
+        maintenance: bool = True,
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.reporter: Reporter = reporter or NullReporter()
+        self.maintenance = maintenance
+        self.leaks = LeakTracker()
+        self.started_mono = time.monotonic()
+        self._paused = threading.Event()
+        self.stop_requested_from_outside = False
         self.store = app.store
         self.worker_id = settings.worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -74,6 +81,7 @@ class Worker:
             interval=settings.heartbeat_interval,
             on_lost=self._on_lease_lost,
             on_cancel=self._on_cancel_requested,
+            on_round=lambda: self.reporter.alive(self.stats),
         )
         self.rescuer = Rescuer(
             self.store,
@@ -99,6 +107,7 @@ class Worker:
 
         A graceful stop becomes immediate when the running job outlasts ``grace``.
         """
+        self.stop_requested_from_outside = True
         if not immediate and not self._stop.is_set():
             self._grace_timer = threading.Timer(
                 self.settings.grace, self.request_stop, kwargs={"immediate": True}
@@ -109,6 +118,19 @@ class Worker:
         if immediate:
             self._immediate = True
             self.interrupter.interrupt(ShutdownInterrupt)
+
+    def pause(self) -> None:
+        """Stop claiming new jobs (the running one finishes)."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        """Claim again after :meth:`pause`."""
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        """True while paused."""
+        return self._paused.is_set()
 
     @property
     def stopping(self) -> bool:
@@ -137,7 +159,8 @@ class Worker:
             self.settings.queues,
         )
         self.keeper.start()
-        self._start_maintenance()
+        if self.maintenance:
+            self._start_maintenance()
         try:
             while not self._stop.is_set():
                 try:
@@ -159,6 +182,9 @@ class Worker:
 
     def run_once(self) -> int:
         """Claim one batch and run it; wait for work when there is none. Returns jobs run."""
+        if self._paused.is_set():
+            self._stop.wait(self.settings.poll_interval)
+            return 0
         now = self.app.clock.now()
         if now >= self._next_stage:
             self._stage(now)
@@ -183,7 +209,27 @@ class Worker:
             self._acknowledge(lease, outcome)
         if completions:
             self._complete(completions)
+        self._check_recycle()
         return done
+
+    def _check_recycle(self) -> None:
+        """Stop (to be replaced) past max tasks, max memory or max lifetime."""
+        settings = self.settings
+        reason = ""
+        if settings.max_tasks_per_child and self.stats.processed >= settings.max_tasks_per_child:
+            reason = f"max-tasks ({self.stats.processed} jobs)"
+        elif settings.max_memory_per_child and (
+            rss_bytes() > settings.max_memory_per_child * (1 << 20)
+        ):
+            reason = f"max-memory ({rss_bytes() >> 20} MiB > {settings.max_memory_per_child} MiB)"
+        elif settings.max_child_lifetime and (
+            time.monotonic() - self.started_mono > settings.max_child_lifetime
+        ):
+            reason = f"max-lifetime ({settings.max_child_lifetime:g}s)"
+        if reason and not self._stop.is_set():
+            log.info("worker %s recycling: %s", self.worker_id, reason)
+            self.reporter.recycling(reason)
+            self._stop.set()
 
     def _claim(self) -> list[Lease]:
         try:
@@ -278,6 +324,12 @@ class Worker:
                 JobStarted(job.id, job.task, job.queue, job.attempt, self.worker_id)
             )
         started = time.monotonic()
+        task = self.app.tasks.get(job.task)
+        timeout = (
+            job.timeout if job.timeout is not None else (task.options.timeout if task else None)
+        )
+        self.reporter.job_started(lease, timeout)
+        peak_before = peak_rss_bytes()
         try:
             if job.id in self._lost:
                 return Outcome(Kind.RELEASED)
@@ -287,6 +339,17 @@ class Worker:
         finally:
             self._running_job = None
             self._runtime = time.monotonic() - started
+            leak = self.leaks.record(job.task, peak_before, peak_rss_bytes())
+            if leak is not None:
+                log.warning(
+                    "task %s raised this worker's peak memory by %.1f MiB over %d runs; "
+                    "it may be leaking",
+                    job.task,
+                    leak[0],
+                    leak[1],
+                    extra={"task": job.task},
+                )
+                self.reporter.leak(job.task, *leak)
 
     def _acknowledge(self, lease: Lease, outcome: Outcome) -> None:
         """Turn an outcome into its one fenced store call."""
@@ -346,6 +409,7 @@ class Worker:
                 self._finished(done.lease, Outcome(Kind.COMPLETED), "completed")
 
     def _finished(self, lease: Lease, outcome: Outcome, label: str) -> None:
+        self.reporter.job_finished(lease.job_id, label)
         if not self.app.events.wants(JobFinished):
             return
         job = lease.job

@@ -31,6 +31,7 @@ class LeaseKeeper:
         interval: float,
         on_lost: Callable[[str], None],
         on_cancel: Callable[[str], None],
+        on_round: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -38,6 +39,7 @@ class LeaseKeeper:
         self.interval = interval
         self.on_lost = on_lost
         self.on_cancel = on_cancel
+        self.on_round = on_round
         self._leases: dict[str, Lease] = {}
         self._trusted_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -104,6 +106,8 @@ class LeaseKeeper:
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
+                if self.on_round is not None:
+                    self.on_round()
             except Exception:
                 log.exception("heartbeat round failed")
 

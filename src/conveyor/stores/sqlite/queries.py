@@ -162,6 +162,16 @@ OLDEST_PENDING: Final = (
     "GROUP BY queue"
 )
 
+# nodes -------------------------------------------------------------------------------------
+UPSERT_NODE: Final = """
+INSERT INTO nodes (id, started_at, heartbeat_at, data) VALUES (?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, data = excluded.data
+"""
+DELETE_NODE: Final = "DELETE FROM nodes WHERE id = ?"
+LIST_NODES: Final = "SELECT data FROM nodes ORDER BY started_at, id"
+PRUNE_NODES: Final = "DELETE FROM nodes INDEXED BY nodes_heartbeat WHERE heartbeat_at < ?"
+
 GUARDED_TRANSITIONS: Final = (
     (S.PENDING, S.PROCESSING),  # CLAIM_QUEUE, CLAIM_ONE
     (S.PROCESSING, S.COMPLETED),  # COMPLETE, complete_many

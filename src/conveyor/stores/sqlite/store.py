@@ -39,6 +39,7 @@ from conveyor.stores.base import (
     Completion,
     HeartbeatResult,
     JobQuery,
+    NodeInfo,
     Page,
     PruneParams,
     PruneResult,
@@ -74,6 +75,8 @@ from conveyor.stores.sqlite.rows import (
     encode_error,
     encode_ids,
     job_from_row,
+    node_from_json,
+    node_params,
 )
 from conveyor.stores.sqlite.wakeup import WakeChannel
 
@@ -535,6 +538,26 @@ class SQLiteStore:
         if moved:
             self._wake.notify()
         return moved
+
+    # nodes ---------------------------------------------------------------------------------
+    def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
+        """Insert or replace the node's row (one upsert), its ``heartbeat_at`` set to ``now``."""
+        row = node_params(node, heartbeat_at=self._now(now))
+        self._write(lambda conn: conn.execute(q.UPSERT_NODE, row))
+
+    def remove_node(self, node_id: str) -> None:
+        """Delete the node's row; unknown ids are ignored."""
+        self._write(lambda conn: conn.execute(q.DELETE_NODE, (node_id,)))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every node, oldest ``started_at`` first (then by id)."""
+        rows = self._read(lambda conn: conn.execute(q.LIST_NODES).fetchall())
+        return [node_from_json(data) for (data,) in rows]
+
+    def prune_nodes(self, *, older_than: float, now: float | None = None) -> int:
+        """Delete nodes whose heartbeat is before ``now - older_than``; return how many."""
+        cutoff = self._now(now) - older_than
+        return self._write(lambda conn: conn.execute(q.PRUNE_NODES, (cutoff,)).rowcount)
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete jobs that are not processing; dependents of unfinished ones get their policy."""

@@ -1,0 +1,1 @@
+"""Conveyor's benchmark harness: ``make bench`` or ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,173 @@
+"""``conveyor nodes`` and ``conveyor workers``: the worker nodes registered in the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from conveyor import admin
+from conveyor.cli import render
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from conveyor.cli import CliState
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NODE_STATE_STYLES = {"running": "green", "paused": "yellow", "stopping": "magenta"}
+WORKER_STATE_STYLES = {"starting": "cyan", "idle": "bright_black", "busy": "yellow"}
+
+
+class DurationType(click.ParamType[float]):
+    """Seconds, or a number with a unit: 90, 90s, 15m, 2h."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """Seconds, or a usage error that explains the accepted forms."""
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return admin.parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def stale_option(fn: F) -> F:
+    """The ``--stale-after`` option: heartbeat age past which a row is marked stale."""
+    option = click.option(
+        "--stale-after",
+        type=DurationType(),
+        default=admin.STALE_AFTER,
+        show_default="30s",
+        help="Mark nodes and workers stale when their last heartbeat is older than this.",
+    )
+    return option(fn)
+
+
+@click.command()
+@stale_option
+@render.output_option
+@click.pass_obj
+def nodes(state: CliState, stale_after: float, output: str) -> None:
+    """One row per worker node: host, queues, state, last heartbeat and busy workers."""
+    store = state.app().store
+    rows = admin.node_rows(store, store.now(), stale_after)
+    if output == "json":
+        render.emit_json([row.to_dict() for row in rows])
+        return
+    nodes_table(rows)
+
+
+@click.command()
+@stale_option
+@render.output_option
+@click.pass_obj
+def workers(state: CliState, stale_after: float, output: str) -> None:
+    """One row per worker process of every node: state, current job, counts and memory."""
+    store = state.app().store
+    rows = admin.worker_rows(store, store.now(), stale_after)
+    if output == "json":
+        render.emit_json([row.to_dict() for row in rows])
+        return
+    workers_table(rows)
+
+
+def nodes_table(rows: Sequence[admin.NodeRow]) -> None:
+    """The nodes as a Rich table, stale ones flagged in red."""
+    from rich.markup import escape
+
+    out = render.console()
+    if not rows:
+        out.print("no nodes registered (no worker is running)")
+        return
+    table = _table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("host", overflow="fold")
+    table.add_column("pid", justify="right")
+    table.add_column("queues", overflow="fold")
+    table.add_column("capabilities", overflow="fold")
+    table.add_column("concurrency", justify="right")
+    table.add_column("state")
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("heartbeat", justify="right", no_wrap=True)
+    table.add_column("workers", justify="right")
+    table.add_column("busy", justify="right")
+    for row in rows:
+        table.add_row(
+            escape(row.id),
+            escape(row.host),
+            str(row.pid),
+            escape(", ".join(row.queues)),
+            escape(", ".join(row.capabilities)) or "-",
+            str(row.concurrency),
+            _styled(row.state, NODE_STATE_STYLES),
+            render.short_time(row.started_at),
+            _heartbeat(row.heartbeat_age, row.stale),
+            str(row.workers),
+            str(row.busy),
+        )
+    out.print(table)
+    stale = sum(1 for row in rows if row.stale)
+    out.print(f"{_count(len(rows), 'node')}" + (f", [red]{stale} stale[/]" if stale else ""))
+
+
+def workers_table(rows: Sequence[admin.WorkerRow]) -> None:
+    """The workers of every node as a Rich table, stale ones flagged in red."""
+    from rich.markup import escape
+
+    out = render.console()
+    if not rows:
+        out.print("no workers registered (no worker is running)")
+        return
+    table = _table()
+    table.add_column("node", no_wrap=True)
+    table.add_column("worker", no_wrap=True)
+    table.add_column("pid", justify="right")
+    table.add_column("state")
+    table.add_column("current job", no_wrap=True)
+    table.add_column("processed", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("RSS MiB", justify="right")
+    table.add_column("heartbeat", justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            escape(row.node_id),
+            escape(row.worker_id),
+            str(row.pid),
+            _styled(row.state, WORKER_STATE_STYLES),
+            escape(row.current_job or "-"),
+            str(row.processed),
+            f"[red]{row.failed}[/]" if row.failed else "0",
+            f"{row.rss_mib:.1f}",
+            _heartbeat(row.heartbeat_age, row.stale),
+        )
+    out.print(table)
+    busy = sum(1 for row in rows if row.state == "busy")
+    out.print(f"{_count(len(rows), 'worker')}, {busy} busy")
+
+
+def _table() -> Table:
+    from rich.table import Table
+
+    return Table(header_style="bold")
+
+
+def _styled(state: str, styles: dict[str, str]) -> str:
+    from rich.markup import escape
+
+    return f"[{styles.get(state, 'white')}]{escape(state)}[/]"
+
+
+def _heartbeat(age: float, stale: bool) -> str:
+    text = f"{render.age(age)} ago"
+    return f"[red]{text} (stale)[/]" if stale else text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

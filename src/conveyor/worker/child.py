@@ -1,0 +1,166 @@
+"""A supervised worker process: ``python -m conveyor.worker.child …`` (started by the
+supervisor, never by hand).
+
+The child imports the app itself (so a rolling restart loads new code), runs the
+consumer loop, and reports to its supervisor over an inherited pipe: ready, job
+started/finished, liveness (from the heartbeat thread), leaks, recycling. It dies
+with its supervisor (``PR_SET_PDEATHSIG``, plus a parent check on every beat).
+
+Signals (sent by the supervisor): SIGTERM finish the current job and exit;
+SIGQUIT interrupt it, release it and exit; SIGUSR1 pause; SIGUSR2 resume.
+SIGINT is ignored: a terminal's Ctrl-C reaches the supervisor, which decides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+from conveyor.job import Lease
+from conveyor.worker.reporting import WorkerStats, rss_bytes
+
+EXIT_CONFIG = 78
+"""Exit status when the app cannot be loaded (EX_CONFIG): the supervisor stops."""
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGKILL us when the supervisor dies; exit if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent check on every heartbeat still applies
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+class PipeReporter:
+    """Sends events to the supervisor; a broken pipe means it is gone, so we go too."""
+
+    def __init__(self, conn: Connection, parent: int) -> None:
+        self.conn = conn
+        self.parent = parent
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, **data: Any) -> None:
+        """One message; exits the process if the supervisor cannot be reached."""
+        try:
+            with self._lock:
+                self.conn.send((kind, data))
+        except (OSError, EOFError, ValueError):
+            os._exit(1)
+
+    def job_started(self, lease: Lease, timeout: float | None) -> None:
+        """Tell the supervisor which job (and lease) this child now runs."""
+        self.send(
+            "start",
+            job=lease.job_id,
+            token=lease.token,
+            task=lease.job.task,
+            timeout=timeout,
+        )
+
+    def job_finished(self, job_id: str, outcome: str) -> None:
+        """The job is no longer this child's."""
+        self.send("end", job=job_id, outcome=outcome)
+
+    def alive(self, stats: WorkerStats) -> None:
+        """Liveness with counters and memory; exit if the supervisor has died."""
+        if os.getppid() != self.parent:
+            os._exit(1)
+        self.send("alive", processed=stats.processed, failed=stats.failed, rss=rss_bytes())
+
+    def leak(self, task: str, growth_mib: float, runs: int) -> None:
+        """A task keeps growing memory."""
+        self.send("leak", task=task, growth_mib=growth_mib, runs=runs)
+
+    def recycling(self, reason: str) -> None:
+        """This child is about to exit to be replaced."""
+        self.send("recycle", reason=reason)
+
+
+@contextmanager
+def child_signals(worker: Any) -> Iterator[None]:
+    """Route the supervisor's signals to the worker (handlers only record intent)."""
+    from conveyor.worker.consumer import StopWaiting
+
+    def graceful(signum: int, frame: FrameType | None) -> None:
+        worker.request_stop()
+        if worker.idle:
+            raise StopWaiting
+
+    def immediate(signum: int, frame: FrameType | None) -> None:
+        worker.request_stop(immediate=True)
+        if worker.idle:
+            raise StopWaiting
+
+    handlers: dict[signal.Signals, Any] = {
+        signal.SIGTERM: graceful,
+        signal.SIGQUIT: immediate,
+        signal.SIGUSR1: lambda s, f: worker.pause(),
+        signal.SIGUSR2: lambda s, f: worker.resume(),
+        signal.SIGINT: signal.SIG_IGN,
+    }
+    saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the app, report ready, run the consumer loop until told to stop."""
+    parser = argparse.ArgumentParser(prog="conveyor-child")
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--store", default="")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", default="text")
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent)
+    reporter = PipeReporter(Connection(args.fd, readable=False), args.parent)
+
+    from conveyor.admin import load_app, use_store
+    from conveyor.config import WorkerSettings
+    from conveyor.errors import ConveyorError
+    from conveyor.logs import configure_logging
+    from conveyor.worker.consumer import Worker
+
+    configure_logging(args.log_level, args.log_format)
+    try:
+        app = load_app(args.app)
+        if args.store:
+            use_store(app, args.store)
+        settings = WorkerSettings(**json.loads(args.settings))
+        worker = Worker(app, settings, reporter=reporter, maintenance=False)
+    except ConveyorError as exc:
+        reporter.send("error", message=str(exc))
+        return EXIT_CONFIG
+    with child_signals(worker):
+        reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
+        stats = worker.run()
+    reporter.send("stats", **dataclasses.asdict(stats))
+    if settings.burst and not worker.stop_requested_from_outside:
+        reporter.send("drained")
+    app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

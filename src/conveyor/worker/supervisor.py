@@ -1,0 +1,606 @@
+"""The prefork supervisor: keeps N worker children healthy, and owns the node.
+
+``Supervisor.tick(now)`` is one step (tests drive it with fake children and a
+fake clock): apply commands recorded by signal handlers, read the children's
+reports, reap the dead, kill the hung and the timed-out, start replacements
+with back-off, scale, and heartbeat the node into the store. ``run()`` loops
+over ``tick`` and sleeps on the children's pipes.
+
+A child that crashes or is killed while holding a job has that job recovered
+at once (the supervisor knows its lease token from the child's report): the
+attempt is recorded as failed and retried, or sent to the DLQ as ``poison``
+when attempts run out. Fencing makes this safe even if the child managed to
+finish first: the late transition is refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from types import FrameType
+
+from conveyor.app import App
+from conveyor.config import WorkerSettings
+from conveyor.errors import LeaseLost, Retry, StoreError
+from conveyor.job import FailureReason, JobError, JobState, Lease
+from conveyor.maintenance.rescuer import Rescuer
+from conveyor.queues import parse_queues
+from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.stores.base import NodeInfo, Store, WorkerInfo
+from conveyor.worker.child import EXIT_CONFIG
+from conveyor.worker.launcher import ChildLauncher, ChildProcess
+from conveyor.worker.reporting import WorkerStats
+from conveyor.worker.scaling import Autoscaler
+
+log = logging.getLogger("conveyor.supervisor")
+
+RESTART_BACKOFF_MAX = 30.0
+KILL_AFTER = 5.0
+"""Seconds after SIGQUIT before stragglers get SIGKILL."""
+
+
+class Command(enum.Enum):
+    """What a signal asks for; handlers only queue these."""
+
+    STOP = "stop"
+    STOP_NOW = "stop-now"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RELOAD = "reload"
+
+
+@dataclass(slots=True)
+class Child:
+    """One child as the supervisor tracks it."""
+
+    slot: int
+    proc: ChildProcess
+    started: float
+    last_seen: float
+    generation: int
+    ready: bool = False
+    worker_id: str = ""
+    job_id: str | None = None
+    token: str | None = None
+    task: str | None = None
+    job_started: float = 0.0
+    job_timeout: float | None = None
+    processed: int = 0
+    failed: int = 0
+    rss: int = 0
+    retiring: str = ""
+    """Why it was asked to leave (recycle, reload, scale-down, stop); empty if not."""
+    killed: str = ""
+    """Why the supervisor killed it (hung, hard timeout, lease lost)."""
+    signalled_at: float | None = None
+    leaks: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """For the node registry."""
+        if self.retiring or self.killed:
+            return "stopping"
+        if not self.ready:
+            return "starting"
+        return "busy" if self.job_id else "idle"
+
+
+@dataclass(slots=True)
+class TickResult:
+    """What one tick did (for tests and logs)."""
+
+    started: list[int] = field(default_factory=list)
+    exited: list[tuple[int, int]] = field(default_factory=list)
+    killed: list[tuple[int, str]] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    target: int = 0
+
+
+class Supervisor:
+    """Forks and watches worker children for one node."""
+
+    def __init__(
+        self,
+        app: App,
+        settings: WorkerSettings,
+        launcher: ChildLauncher,
+        *,
+        node_id: str = "",
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.launcher = launcher
+        self.store: Store = app.store
+        self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.queues = parse_queues(settings.queues).names
+        bounds = settings.autoscale_bounds()
+        self.autoscaler = Autoscaler(*bounds) if bounds else None
+        self.target = bounds[0] if bounds else settings.concurrency
+        self.children: dict[int, Child] = {}
+        self.commands: deque[Command] = deque()
+        self.generation = 0
+        self.paused = False
+        self.stopping = False
+        self.stop_now = False
+        self.stop_started: float | None = None
+        self.finished = False
+        self.totals = WorkerStats()
+        """Counters of every child that has exited cleanly, added up."""
+        self.exit_code = 0
+        self.started_wall = app.clock.now()
+        self.rescuer = Rescuer(
+            self.store, retry_delay=settings.rescue_retry_delay, max_rescues=settings.max_rescues
+        )
+        self._restart_at: dict[int, float] = {}
+        self._failures: dict[int, int] = {}
+        self._next_beat = 0.0
+        self._next_rescue = 0.0
+        self._next_scale = 0.0
+        self._rng = random.Random()
+
+    # commands ----------------------------------------------------------------------------
+    def command(self, cmd: Command) -> None:
+        """Queue a command (safe from a signal handler); ``tick`` applies it."""
+        self.commands.append(cmd)
+
+    def _apply(self, cmd: Command, now: float) -> None:
+        if cmd is Command.STOP:
+            if self.stopping:
+                self._apply(Command.STOP_NOW, now)
+                return
+            log.info("supervisor %s: draining (grace %.0fs)", self.node_id, self.settings.grace)
+            self.stopping = True
+            self.stop_started = now
+            for child in self.children.values():
+                self._retire(child, "stop", signal.SIGTERM, now)
+        elif cmd is Command.STOP_NOW:
+            log.info("supervisor %s: stopping now", self.node_id)
+            self.stopping = self.stop_now = True
+            self.stop_started = self.stop_started or now
+            for child in self.children.values():
+                child.retiring = child.retiring or "stop"
+                child.proc.signal(signal.SIGQUIT)
+                child.signalled_at = now
+        elif cmd is Command.PAUSE:
+            self.paused = True
+            for child in self.children.values():
+                child.proc.signal(signal.SIGUSR1)
+        elif cmd is Command.RESUME:
+            self.paused = False
+            for child in self.children.values():
+                child.proc.signal(signal.SIGUSR2)
+        elif cmd is Command.RELOAD:
+            self.generation += 1
+            log.info(
+                "supervisor %s: rolling restart (generation %d)", self.node_id, self.generation
+            )
+
+    # the step ----------------------------------------------------------------------------
+    def tick(self, now: float) -> TickResult:
+        """One step of the supervisor (``now`` is monotonic seconds)."""
+        result = TickResult()
+        while self.commands:
+            self._apply(self.commands.popleft(), now)
+        self._read_reports(now)
+        self._reap(now, result)
+        self._watch(now, result)
+        if self.stopping:
+            self._escalate(now)
+            if not self.children:
+                self.finished = True
+                self._unregister()
+            return result
+        self._roll(now)
+        self._scale(now)
+        self._fill(now, result)
+        self._maintain(now)
+        result.target = self.target
+        return result
+
+    def _read_reports(self, now: float) -> None:
+        for child in list(self.children.values()):
+            conn = child.proc.conn
+            try:
+                while conn.poll():
+                    kind, data = conn.recv()
+                    self._on_report(child, kind, data, now)
+            except (EOFError, OSError):
+                continue  # the pipe closed: the child is exiting; _reap handles it
+
+    def _on_report(self, child: Child, kind: str, data: dict[str, object], now: float) -> None:
+        child.last_seen = now
+        if kind == "ready":
+            child.ready = True
+            child.worker_id = str(data.get("worker_id", ""))
+            self._failures.pop(child.slot, None)
+            if self.paused:
+                child.proc.signal(signal.SIGUSR1)
+        elif kind == "start":
+            child.job_id = str(data["job"])
+            child.token = str(data["token"])
+            child.task = str(data.get("task", ""))
+            timeout = data.get("timeout")
+            child.job_timeout = float(str(timeout)) if timeout is not None else None
+            child.job_started = now
+        elif kind == "end":
+            if child.job_id == data.get("job"):
+                child.job_id = child.token = child.task = None
+                child.job_timeout = None
+        elif kind == "alive":
+            child.processed = int(str(data.get("processed", 0)))
+            child.failed = int(str(data.get("failed", 0)))
+            child.rss = int(str(data.get("rss", 0)))
+        elif kind == "leak":
+            task = str(data.get("task", ""))
+            child.leaks[task] = float(str(data.get("growth_mib", 0.0)))
+            log.warning(
+                "task %s may leak memory: +%.1f MiB over %s runs in worker %s",
+                task,
+                child.leaks[task],
+                data.get("runs"),
+                child.worker_id,
+                extra={"task": task, "node": self.node_id},
+            )
+        elif kind == "stats":
+            for name, value in data.items():
+                if hasattr(self.totals, name) and isinstance(value, int):
+                    setattr(self.totals, name, getattr(self.totals, name) + value)
+        elif kind == "drained":
+            child.retiring = "burst: queues drained"
+            if self.settings.burst and not self.stopping:
+                self._apply(Command.STOP, now)
+        elif kind == "recycle":
+            child.retiring = f"recycle: {data.get('reason', '')}"
+        elif kind == "error":
+            log.error("worker child could not start: %s", data.get("message"))
+
+    def _reap(self, now: float, result: TickResult) -> None:
+        for slot, child in list(self.children.items()):
+            status = child.proc.poll()
+            if status is None:
+                continue
+            self._read_reports(now)
+            del self.children[slot]
+            result.exited.append((slot, status))
+            try:
+                child.proc.conn.close()
+            except OSError:
+                log.debug("closing the pipe of child %s failed", child.proc.pid)
+            # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
+            expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
+            if child.job_id is not None and child.token is not None:
+                reason = child.killed or f"worker process exited with status {status}"
+                if self._recover_job(child, reason):
+                    result.recovered.append(child.job_id)
+            if status == EXIT_CONFIG and not child.ready:
+                log.error("the app could not be loaded; the supervisor stops")
+                self.exit_code = EXIT_CONFIG
+                self.commands.append(Command.STOP_NOW)
+                continue
+            if expected or self.stopping:
+                log.info(
+                    "worker %s left (%s)",
+                    child.worker_id or child.proc.pid,
+                    child.retiring or child.killed or _describe_status(status),
+                )
+                continue
+            failures = self._failures.get(slot, 0) + 1
+            self._failures[slot] = failures
+            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** (failures - 1))
+            self._restart_at[slot] = now + delay
+            log.warning(
+                "worker %s (pid %d) died: %s; restarting in %.1fs",
+                child.worker_id or "?",
+                child.proc.pid,
+                child.killed or _describe_status(status),
+                delay,
+            )
+
+    def _recover_job(self, child: Child, why: str) -> bool:
+        """Record the dead child's attempt as failed; retry it or dead-letter it."""
+        assert child.job_id is not None and child.token is not None
+        try:
+            job = self.store.get(child.job_id)
+            if (
+                job is None
+                or job.state is not JobState.PROCESSING
+                or job.lease_token != child.token
+            ):
+                return False
+            lease = Lease(job, child.token, job.lease_expires_at or 0.0)
+            hard_timeout = child.killed.startswith("hard timeout")
+            error = JobError(
+                attempt=job.attempt,
+                type="HardTimeout" if hard_timeout else "WorkerLost",
+                message=why,
+                worker_id=child.worker_id,
+                started_at=job.started_at,
+                failed_at=self.app.clock.now(),
+            )
+            task = self.app.tasks.get(job.task)
+            decision = decide(
+                Retry(),
+                attempt=job.attempt,
+                max_attempts=job.max_attempts,
+                policy=task.options.retry if task else DEFAULT_POLICY,
+                retry_on=(Retry,),
+                now=self.app.clock.now(),
+                rng=self._rng,
+            )
+            reason = None
+            if decision.retry_at is None:
+                reason = FailureReason.EXHAUSTED if hard_timeout else FailureReason.POISON
+            self.store.fail(lease, error, retry_at=decision.retry_at, reason=reason)
+            log.warning("job %s recovered from worker %s: %s", job.id, child.worker_id, why)
+            return True
+        except LeaseLost:
+            return False
+        except StoreError as exc:
+            log.warning(
+                "could not recover job %s now (%s); its lease will expire", child.job_id, exc
+            )
+            return False
+
+    def _watch(self, now: float, result: TickResult) -> None:
+        """Kill children that are silent too long or past a job's hard timeout."""
+        liveness = self.settings.effective_liveness_timeout
+        for child in self.children.values():
+            if child.killed:
+                continue
+            reason = ""
+            if now - child.last_seen > liveness:
+                reason = f"hung: no report for {now - child.last_seen:.1f}s"
+            elif child.job_id and child.job_timeout is not None:
+                limit = child.job_timeout + self.settings.hard_timeout_grace
+                if now - child.job_started > limit:
+                    reason = (
+                        f"hard timeout: job ran {now - child.job_started:.1f}s (limit {limit:g}s)"
+                    )
+            if reason:
+                child.killed = reason
+                child.proc.signal(signal.SIGKILL)
+                result.killed.append((child.slot, reason))
+                log.error("killing worker %s: %s", child.worker_id or child.proc.pid, reason)
+
+    def _escalate(self, now: float) -> None:
+        """During a stop: SIGQUIT after the grace period, SIGKILL a little later."""
+        assert self.stop_started is not None
+        waited = now - self.stop_started
+        if not self.stop_now and waited > self.settings.grace:
+            self._apply(Command.STOP_NOW, now)
+        for child in self.children.values():
+            if (
+                child.signalled_at is not None
+                and self.stop_now
+                and now - child.signalled_at > KILL_AFTER
+            ):
+                child.killed = child.killed or "did not stop in time"
+                child.proc.signal(signal.SIGKILL)
+
+    def _retire(self, child: Child, why: str, sig: int, now: float) -> None:
+        if child.retiring and why != "stop":
+            return
+        child.retiring = why
+        child.signalled_at = now
+        child.proc.signal(sig)
+
+    def _roll(self, now: float) -> None:
+        """Rolling restart: retire one old-generation child at a time, and only once
+        every new-generation child is ready, so capacity dips by one at most."""
+        old = [
+            c
+            for c in self.children.values()
+            if c.generation < self.generation and not c.retiring and not c.killed
+        ]
+        if not old or any(c.retiring == "reload" for c in self.children.values()):
+            return
+        if any(not c.ready for c in self.children.values() if c.generation == self.generation):
+            return
+        self._retire(old[0], "reload", signal.SIGTERM, now)
+
+    def _scale(self, now: float) -> None:
+        if self.autoscaler is None or now < self._next_scale:
+            return
+        self._next_scale = now + 1.0
+        try:
+            stats = self.store.stats()
+        except StoreError as exc:
+            log.warning("autoscale: stats failed (%s)", exc)
+            return
+        pending = 0
+        oldest: float | None = None
+        for counts in stats:
+            if counts.queue in self.queues:
+                pending += counts.counts.get(JobState.PENDING.value, 0)
+                if counts.oldest_pending_at is not None:
+                    oldest = min(oldest or counts.oldest_pending_at, counts.oldest_pending_at)
+        wait_s = max(self.app.clock.now() - oldest, 0.0) if oldest is not None else 0.0
+        active = [c for c in self.children.values() if not c.retiring and not c.killed]
+        busy = sum(1 for c in active if c.job_id)
+        target = self.autoscaler.decide(
+            now, current=self.target, pending=pending, busy=busy, oldest_wait=wait_s
+        )
+        if target != self.target:
+            log.info(
+                "autoscale: %d -> %d children (pending %d, oldest wait %.1fs)",
+                self.target,
+                target,
+                pending,
+                wait_s,
+            )
+        self.target = target
+        excess = len(active) - self.target
+        for child in sorted(active, key=lambda c: (c.job_id is not None, -c.started)):
+            if excess <= 0:
+                break
+            self._retire(child, "scale-down", signal.SIGTERM, now)
+            excess -= 1
+
+    def _fill(self, now: float, result: TickResult) -> None:
+        """Start children up to the target, lowest free slot first; a slot backing off
+        after a crash stays reserved, so a crash loop cannot spin up other slots."""
+        active = [c for c in self.children.values() if not c.retiring and not c.killed]
+        missing = self.target - len(active)
+        slot = 0
+        while missing > 0:
+            if slot not in self.children:
+                restart_at = self._restart_at.get(slot)
+                if restart_at is None or restart_at <= now:
+                    self._spawn(slot, now)
+                    result.started.append(slot)
+                missing -= 1
+            slot += 1
+
+    def _spawn(self, slot: int, now: float) -> None:
+        self._restart_at.pop(slot, None)
+        settings = replace(
+            self.settings,
+            worker_id=f"{self.node_id}/{slot}"
+            if not self.settings.worker_id
+            else f"{self.settings.worker_id}/{slot}",
+        )
+        proc = self.launcher.launch(slot, settings)
+        self.children[slot] = Child(
+            slot, proc, started=now, last_seen=now, generation=self.generation
+        )
+
+    def _maintain(self, now: float) -> None:
+        if now >= self._next_rescue:
+            self._next_rescue = now + self.settings.rescue_interval
+            try:
+                rescued = self.rescuer.run_once()
+                if rescued.retried or rescued.failed:
+                    log.warning(
+                        "rescued %d expired leases", len(rescued.retried) + len(rescued.failed)
+                    )
+            except StoreError as exc:
+                log.warning("rescue failed: %s", exc)
+        if now >= self._next_beat:
+            self._next_beat = now + self.settings.heartbeat_interval
+            try:
+                self.store.register_node(self.node_info(now))
+            except StoreError as exc:
+                log.warning("node heartbeat failed: %s", exc)
+
+    # node ----------------------------------------------------------------------------------
+    def node_info(self, now: float) -> NodeInfo:
+        """This node as the registry shows it."""
+        wall = self.app.clock.now()
+        workers = tuple(
+            WorkerInfo(
+                id=c.worker_id or f"{self.node_id}/{c.slot}",
+                pid=c.proc.pid,
+                state=c.state,
+                current_job=c.job_id,
+                processed=c.processed,
+                failed=c.failed,
+                rss_bytes=c.rss,
+                started_at=wall - (now - c.started),
+                heartbeat_at=wall - (now - c.last_seen),
+            )
+            for c in sorted(self.children.values(), key=lambda c: c.slot)
+        )
+        state = "stopping" if self.stopping else "paused" if self.paused else "running"
+        return NodeInfo(
+            id=self.node_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=tuple(self.queues),
+            capabilities=tuple(c for c in self.settings.capabilities.split(",") if c),
+            concurrency=self.target,
+            state=state,
+            started_at=self.started_wall,
+            workers=workers,
+        )
+
+    def _unregister(self) -> None:
+        try:
+            self.store.remove_node(self.node_id)
+        except StoreError as exc:
+            log.warning("could not unregister node %s: %s", self.node_id, exc)
+
+    # loop ----------------------------------------------------------------------------------
+    def run(self, *, tick_every: float = 0.1) -> int:
+        """Start children and supervise until stopped; returns the exit status.
+
+        Signals: TERM/INT drain (a second one stops at once), QUIT stops at once,
+        USR1 pauses, USR2 resumes, HUP restarts every child with fresh code.
+        """
+        log.info(
+            "supervisor %s starting %s children on queues %s",
+            self.node_id,
+            self.settings.autoscale or self.target,
+            ",".join(self.queues),
+        )
+        with supervisor_signals(self) as wakeup:
+            while not self.finished:
+                self.tick(time.monotonic())
+                if self.finished:
+                    break
+                waitables: list[Connection | socket.socket] = [wakeup]
+                waitables.extend(c.proc.conn for c in self.children.values())
+                for ready in wait(waitables, timeout=tick_every):
+                    if ready is wakeup:
+                        _drain(wakeup)
+        log.info("supervisor %s stopped", self.node_id)
+        return self.exit_code
+
+
+SIGNAL_COMMANDS = {
+    signal.SIGTERM: Command.STOP,
+    signal.SIGINT: Command.STOP,
+    signal.SIGQUIT: Command.STOP_NOW,
+    signal.SIGUSR1: Command.PAUSE,
+    signal.SIGUSR2: Command.RESUME,
+    signal.SIGHUP: Command.RELOAD,
+}
+
+
+@contextmanager
+def supervisor_signals(supervisor: Supervisor) -> Iterator[socket.socket]:
+    """Handlers that only queue commands; a wake-up socket cuts the loop's sleep short."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        supervisor.command(SIGNAL_COMMANDS[signal.Signals(signum)])
+
+    saved = {sig: signal.signal(sig, record) for sig in SIGNAL_COMMANDS}
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield reader
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        reader.close()
+        writer.close()
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(512):
+            continue
+    except BlockingIOError:
+        return
+
+
+def _describe_status(status: int) -> str:
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
