@@ -14,8 +14,8 @@ SIGINT is ignored: a terminal's Ctrl-C reaches the supervisor, which decides.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ctypes
+import dataclasses
 import json
 import os
 import signal

@@ -220,50 +220,64 @@ class Supervisor:
 
     def _on_report(self, child: Child, kind: str, data: dict[str, object], now: float) -> None:
         child.last_seen = now
-        if kind == "ready":
-            child.ready = True
-            child.worker_id = str(data.get("worker_id", ""))
-            self._failures.pop(child.slot, None)
-            if self.paused:
-                child.proc.signal(signal.SIGUSR1)
-        elif kind == "start":
-            child.job_id = str(data["job"])
-            child.token = str(data["token"])
-            child.task = str(data.get("task", ""))
-            timeout = data.get("timeout")
-            child.job_timeout = float(str(timeout)) if timeout is not None else None
-            child.job_started = now
-        elif kind == "end":
-            if child.job_id == data.get("job"):
-                child.job_id = child.token = child.task = None
-                child.job_timeout = None
-        elif kind == "alive":
-            child.processed = int(str(data.get("processed", 0)))
-            child.failed = int(str(data.get("failed", 0)))
-            child.rss = int(str(data.get("rss", 0)))
-        elif kind == "leak":
-            task = str(data.get("task", ""))
-            child.leaks[task] = float(str(data.get("growth_mib", 0.0)))
-            log.warning(
-                "task %s may leak memory: +%.1f MiB over %s runs in worker %s",
-                task,
-                child.leaks[task],
-                data.get("runs"),
-                child.worker_id,
-                extra={"task": task, "node": self.node_id},
-            )
-        elif kind == "stats":
-            for name, value in data.items():
-                if hasattr(self.totals, name) and isinstance(value, int):
-                    setattr(self.totals, name, getattr(self.totals, name) + value)
-        elif kind == "drained":
-            child.retiring = "burst: queues drained"
-            if self.settings.burst and not self.stopping:
-                self._apply(Command.STOP, now)
-        elif kind == "recycle":
-            child.retiring = f"recycle: {data.get('reason', '')}"
-        elif kind == "error":
-            log.error("worker child could not start: %s", data.get("message"))
+        handler = getattr(self, f"_report_{kind}", None)
+        if handler is None:
+            log.warning("unknown report %r from worker %s", kind, child.worker_id)
+            return
+        handler(child, data, now)
+
+    def _report_ready(self, child: Child, data: dict[str, object], now: float) -> None:
+        child.ready = True
+        child.worker_id = str(data.get("worker_id", ""))
+        self._failures.pop(child.slot, None)
+        if self.paused:
+            child.proc.signal(signal.SIGUSR1)
+
+    def _report_start(self, child: Child, data: dict[str, object], now: float) -> None:
+        child.job_id = str(data["job"])
+        child.token = str(data["token"])
+        child.task = str(data.get("task", ""))
+        timeout = data.get("timeout")
+        child.job_timeout = float(str(timeout)) if timeout is not None else None
+        child.job_started = now
+
+    def _report_end(self, child: Child, data: dict[str, object], now: float) -> None:
+        if child.job_id == data.get("job"):
+            child.job_id = child.token = child.task = None
+            child.job_timeout = None
+
+    def _report_alive(self, child: Child, data: dict[str, object], now: float) -> None:
+        child.processed = int(str(data.get("processed", 0)))
+        child.failed = int(str(data.get("failed", 0)))
+        child.rss = int(str(data.get("rss", 0)))
+
+    def _report_leak(self, child: Child, data: dict[str, object], now: float) -> None:
+        task = str(data.get("task", ""))
+        child.leaks[task] = float(str(data.get("growth_mib", 0.0)))
+        log.warning(
+            "task %s may leak memory: +%.1f MiB over %s runs in worker %s",
+            task,
+            child.leaks[task],
+            data.get("runs"),
+            child.worker_id,
+            extra={"task": task, "node": self.node_id},
+        )
+
+    def _report_stats(self, child: Child, data: dict[str, object], now: float) -> None:
+        for name, value in data.items():
+            if hasattr(self.totals, name) and isinstance(value, int):
+                setattr(self.totals, name, getattr(self.totals, name) + value)
+
+    def _report_drained(self, child: Child, data: dict[str, object], now: float) -> None:
+        child.retiring = "burst: queues drained"
+        if self.settings.burst and not self.stopping:
+            self._apply(Command.STOP, now)
+
+    def _report_recycle(self, child: Child, data: dict[str, object], now: float) -> None:
+        child.retiring = f"recycle: {data.get('reason', '')}"
+
+    def _report_error(self, child: Child, data: dict[str, object], now: float) -> None:
+        log.error("worker child could not start: %s", data.get("message"))
 
     def _reap(self, now: float, result: TickResult) -> None:
         for slot, child in list(self.children.items()):
