@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
         stats = worker.run()
     reporter.send("stats", **dataclasses.asdict(stats))
-    if settings.burst and not worker.stop_requested_from_outside:
+    if worker.drained:
         reporter.send("drained")
     app.close()
     return 0

@@ -65,7 +65,8 @@ class Worker:
         self.leaks = LeakTracker()
         self.started_mono = time.monotonic()
         self._paused = threading.Event()
-        self.stop_requested_from_outside = False
+        self.drained = False
+        """True when a burst run ended because its queues were empty."""
         self.store = app.store
         self.worker_id = settings.worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -107,7 +108,6 @@ class Worker:
 
         A graceful stop becomes immediate when the running job outlasts ``grace``.
         """
-        self.stop_requested_from_outside = True
         if not immediate and not self._stop.is_set():
             self._grace_timer = threading.Timer(
                 self.settings.grace, self.request_stop, kwargs={"immediate": True}
@@ -165,6 +165,7 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     if not self.run_once() and self.settings.burst and self._queues_drained():
+                        self.drained = True
                         break
                 except StopWaiting:
                     continue  # a stop signal cut an idle wait short; the loop condition sees it

@@ -294,7 +294,7 @@ class Supervisor:
             # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
             expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
             if child.job_id is not None and child.token is not None:
-                reason = child.killed or f"worker process exited with status {status}"
+                reason = child.killed or f"worker process died: {_describe_status(status)}"
                 if self._recover_job(child, reason):
                     result.recovered.append(child.job_id)
             if status == EXIT_CONFIG and not child.ready:
