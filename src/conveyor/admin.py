@@ -591,3 +591,42 @@ def job_to_dict(app: App, job: Job, *, decode: bool = True) -> dict[str, object]
         except CorruptPayload as exc:
             data["result"] = f"<corrupt: {exc}>"
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingSignal:
+    """The backlog of some queues and the worker count it calls for."""
+
+    queues: tuple[str, ...]
+    pending: int
+    processing: int
+    oldest_wait_seconds: float
+    suggested_workers: int
+
+
+def scaling_signal(
+    store: Store, queues: Sequence[str] | None, now: float, *, jobs_per_worker: int = 1
+) -> ScalingSignal:
+    """What ``--autoscale`` would aim for, for an external autoscaler (HPA, KEDA)."""
+    from conveyor.worker.scaling import suggest_workers
+
+    pending = processing = 0
+    oldest: float | None = None
+    chosen: list[str] = []
+    for counts in store.stats():
+        if queues and counts.queue not in queues:
+            continue
+        chosen.append(counts.queue)
+        pending += counts.counts.get(JobState.PENDING.value, 0)
+        processing += counts.counts.get(JobState.PROCESSING.value, 0)
+        if counts.oldest_pending_at is not None:
+            oldest = (
+                counts.oldest_pending_at
+                if oldest is None
+                else min(oldest, counts.oldest_pending_at)
+            )
+    wait_s = max(now - oldest, 0.0) if oldest is not None else 0.0
+    suggested = suggest_workers(
+        pending=pending, busy=processing, oldest_wait=wait_s, jobs_per_worker=jobs_per_worker
+    )
+    return ScalingSignal(tuple(queues or chosen), pending, processing, wait_s, suggested)

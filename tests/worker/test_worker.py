@@ -15,6 +15,7 @@ from conveyor import App, Cancel, FailureReason, Fixed, JobState, Retry, current
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.consumer import Worker
+from conveyor.worker.reporting import NullReporter
 
 
 @pytest.fixture
@@ -301,3 +302,32 @@ def test_grace_period_turns_a_graceful_stop_into_an_immediate_one(app: App) -> N
     w.run()
     assert time.monotonic() - begun < 10
     assert app.get_job(handle.id).state is JobState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"max_tasks_per_child": 2}, "max-tasks"),
+        ({"max_child_lifetime": 0.001}, "max-lifetime"),
+        ({"max_memory_per_child": 1}, "max-memory"),
+    ],
+)
+def test_worker_stops_itself_to_be_recycled(
+    app: App, overrides: dict[str, Any], reason: str
+) -> None:
+    seen: list[str] = []
+
+    class Recorder(NullReporter):
+        def recycling(self, why: str) -> None:
+            seen.append(why)
+
+    @app.task
+    def quick() -> None: ...
+
+    handles = [quick.enqueue() for _ in range(5)]
+    w = Worker(app, WorkerSettings(poll_interval=0.05, **overrides), reporter=Recorder())
+    stats = w.run()
+    assert seen and seen[0].startswith(reason)
+    done = sum(app.get_job(h.id).state is JobState.COMPLETED for h in handles)
+    assert done == stats.completed and 1 <= done <= 2
+    assert all(app.get_job(h.id).state in (JobState.COMPLETED, JobState.PENDING) for h in handles)

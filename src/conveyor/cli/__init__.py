@@ -26,6 +26,7 @@ from conveyor.cli.info import info, migrate
 from conveyor.cli.jobs import jobs
 from conveyor.cli.nodes import nodes, workers
 from conveyor.cli.queues import queues
+from conveyor.cli.scaling import scaling
 from conveyor.cli.worker import worker
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.errors import ConfigurationError, ConveyorError, InvalidJob
@@ -165,7 +166,7 @@ def show_envvars(command: click.Command) -> None:
             show_envvars(sub)
 
 
-for _command in (worker, enqueue, jobs, queues, nodes, workers, dlq, info, migrate):
+for _command in (worker, enqueue, jobs, queues, scaling, nodes, workers, dlq, info, migrate):
     main.add_command(_command)
 show_envvars(main)
 
