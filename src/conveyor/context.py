@@ -6,9 +6,8 @@ a running handler (STYLE.md rule 5).
 
 from __future__ import annotations
 
-import threading
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from conveyor.errors import ConveyorError
 
@@ -24,13 +23,14 @@ class JobContext:
     max_attempts: int
     worker_id: str
     tags: tuple[str, ...] = ()
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_requested: bool = False
+    """Set from the heartbeat thread (a plain flag: cheaper than an Event per job)."""
 
     @property
     def cancelled(self) -> bool:
         """True once someone asked this job to stop; the handler should wrap up and
         ``raise conveyor.Cancel()`` (or just return)."""
-        return self.cancel_event.is_set()
+        return self.cancel_requested
 
 
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_current_job", default=None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from conveyor.clock import FakeClock
-from conveyor.job import JobError, JobState
-from conveyor.stores.base import ClaimParams, StageResult, Store
+from conveyor.job import JobError, JobState, NewJob
+from conveyor.stores.base import ClaimParams, Completion, RescueParams, StageResult, Store
 
 from .support import add, claim, claim_one, must_get, new_id, state_of
 
@@ -283,3 +284,52 @@ def test_released_claim_goes_back_in_order(store: Store) -> None:
 
     assert [lease.job_id for lease in leases] == [first, second]
     assert [lease.job.attempt for lease in leases] == [1, 1]
+
+
+def test_complete_and_claim_acknowledges_then_leases_in_one_step(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    first, second = make_job(queue="q"), make_job(queue="q")
+    child = make_job(queue="q", depends_on=(first.id,))
+    store.enqueue([first, second, child])
+    (lease,) = store.claim(ClaimParams(queues=["q"], worker_id="w", limit=1))
+    assert lease.job_id == first.id
+
+    lost, leases = store.complete_and_claim(
+        [Completion(lease, b"r1")], ClaimParams(queues=["q"], worker_id="w", limit=2)
+    )
+
+    assert lost == []
+    assert must_get(store, first.id).state is JobState.COMPLETED
+    assert must_get(store, first.id).result == b"r1"
+    # the completion released the dependent before the claim looked
+    assert sorted(lease.job_id for lease in leases) == sorted([second.id, child.id])
+    assert all(must_get(store, lease.job_id).state is JobState.PROCESSING for lease in leases)
+
+
+def test_complete_and_claim_reports_a_stale_lease_and_still_claims(
+    store: Store, make_job: Callable[..., NewJob], clock: FakeClock
+) -> None:
+    stale_job, other = make_job(queue="q"), make_job(queue="q", priority=-1)
+    store.enqueue([stale_job, other])
+    (stale,) = store.claim(ClaimParams(queues=["q"], worker_id="a", lease_for=5))
+    clock.advance(6)
+    store.rescue_expired(RescueParams(retry_delay=0))
+    lost, leases = store.complete_and_claim(
+        [Completion(stale, None)], ClaimParams(queues=["q"], worker_id="a", limit=1)
+    )
+    assert lost == [stale_job.id]
+    assert must_get(store, stale_job.id).state is JobState.RETRYING
+    assert [lease.job_id for lease in leases] == [other.id]
+
+
+def test_complete_and_claim_with_nothing_to_acknowledge_is_a_claim(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    job = make_job(queue="q")
+    store.enqueue([job])
+    assert (
+        store.complete_and_claim([], ClaimParams(queues=["q"], worker_id="w"))[1][0].job_id
+        == job.id
+    )
+    assert store.complete_and_claim([], ClaimParams(queues=["q"], worker_id="w")) == ([], [])

@@ -308,7 +308,7 @@ def test_grace_period_turns_a_graceful_stop_into_an_immediate_one(app: App) -> N
     ("overrides", "reason"),
     [
         ({"max_tasks_per_child": 2}, "max-tasks"),
-        ({"max_child_lifetime": 0.001}, "max-lifetime"),
+        ({"max_child_lifetime": 5.0}, "max-lifetime"),
         ({"max_memory_per_child": 1}, "max-memory"),
     ],
 )
@@ -326,6 +326,7 @@ def test_worker_stops_itself_to_be_recycled(
 
     handles = [quick.enqueue() for _ in range(5)]
     w = Worker(app, WorkerSettings(poll_interval=0.05, **overrides), reporter=Recorder())
+    w.started_mono -= 10.0  # as if the process had been up for a while
     stats = w.run()
     assert seen and seen[0].startswith(reason)
     done = sum(app.get_job(h.id).state is JobState.COMPLETED for h in handles)

@@ -20,6 +20,7 @@ import click
 from conveyor import __version__, admin
 from conveyor.app import App
 from conveyor.cli import render
+from conveyor.cli.bench import bench
 from conveyor.cli.dlq import dlq
 from conveyor.cli.enqueue import enqueue
 from conveyor.cli.info import info, migrate
@@ -168,6 +169,7 @@ def show_envvars(command: click.Command) -> None:
 
 for _command in (worker, enqueue, jobs, queues, scaling, nodes, workers, dlq, info, migrate):
     main.add_command(_command)
+main.add_command(bench)
 show_envvars(main)
 
 conveyor = main

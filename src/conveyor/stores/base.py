@@ -289,6 +289,15 @@ class Store(Protocol):
         """Mark jobs completed (batched); return ids whose lease was lost (nothing done)."""
         ...
 
+    def complete_and_claim(
+        self, completions: Sequence[Completion], params: ClaimParams
+    ) -> tuple[list[str], list[Lease]]:
+        """:meth:`complete` then :meth:`claim` in one atomic step (one commit).
+
+        The worker's hot path: acknowledging the last job and taking the next one
+        costs one round trip. Returns ``(lost ids, new leases)``."""
+        ...
+
     def fail(
         self,
         lease: Lease,

@@ -351,6 +351,14 @@ class MemoryStore:
                     self._wake()
         return lost
 
+    def complete_and_claim(
+        self, completions: Sequence[Completion], params: ClaimParams
+    ) -> tuple[list[str], list[Lease]]:
+        """Both under one hold of the lock, so nothing happens in between."""
+        with self._lock:
+            lost = self.complete(completions, now=params.now)
+            return lost, self.claim(params)
+
     def _release_dependents(self, job_id: str, now: float) -> int:
         """Unblock dependents whose last dependency this was; return how many became pending."""
         ready = 0

@@ -39,6 +39,9 @@ from conveyor.worker.reporting import (
 log = logging.getLogger("conveyor.worker")
 
 
+_COMPLETED = Outcome(Kind.COMPLETED)
+
+
 class StopWaiting(BaseException):
     """Raised by a stop signal to cut an idle wait short."""
 
@@ -99,6 +102,7 @@ class Worker:
         self._maintenance: threading.Thread | None = None
         self._store_backoff = 0.0
         self._runtime = 0.0
+        self._acks: list[Completion] = []
         self._idle = False
         self._grace_timer: threading.Timer | None = None
 
@@ -146,7 +150,7 @@ class Worker:
     def _on_cancel_requested(self, job_id: str) -> None:
         ctx = self.executor.current
         if ctx is not None and ctx.job_id == job_id:
-            ctx.cancel_event.set()
+            ctx.cancel_requested = True
 
     # loop --------------------------------------------------------------------------------
     def run(self) -> WorkerStats:
@@ -170,6 +174,7 @@ class Worker:
                 except StopWaiting:
                     continue  # a stop signal cut an idle wait short; the loop condition sees it
         finally:
+            self._flush_acks()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self.keeper.stop()
@@ -184,6 +189,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim one batch and run it; wait for work when there is none. Returns jobs run."""
         if self._paused.is_set():
+            self._flush_acks()
             self._stop.wait(self.settings.poll_interval)
             return 0
         now = self.app.clock.now()
@@ -197,20 +203,16 @@ class Worker:
                 self._wait()
             return 0
         done = 0
-        completions: list[Completion] = []
         for index, lease in enumerate(leases):
             if self._stop.is_set():
                 self._release_unstarted(leases[index:])
                 break
             outcome = self._execute(lease)
             done += 1
-            if outcome.kind is Kind.COMPLETED and len(leases) > 1:
-                completions.append(Completion(lease, outcome.result))
-                continue
             self._acknowledge(lease, outcome)
-        if completions:
-            self._complete(completions)
         self._check_recycle()
+        if self._stop.is_set():
+            self._flush_acks()
         return done
 
     def _check_recycle(self) -> None:
@@ -233,19 +235,26 @@ class Worker:
             self._stop.set()
 
     def _claim(self) -> list[Lease]:
+        """Acknowledge finished jobs and claim the next batch in one store call."""
+        acks, self._acks = self._acks, []
+        params = ClaimParams(
+            queues=self.selector.next_order(),
+            worker_id=self.worker_id,
+            limit=self.settings.prefetch,
+            lease_for=self.settings.lease_seconds,
+        )
         try:
-            leases = self.store.claim(
-                ClaimParams(
-                    queues=self.selector.next_order(),
-                    worker_id=self.worker_id,
-                    limit=self.settings.prefetch,
-                    lease_for=self.settings.lease_seconds,
-                )
-            )
+            if acks:
+                lost, leases = self.store.complete_and_claim(acks, params)
+            else:
+                lost, leases = [], self.store.claim(params)
         except StoreError as exc:
+            self._acks = acks + self._acks
             self._store_trouble(exc)
             return []
         self._store_backoff = 0.0
+        if acks:
+            self._acknowledged(acks, lost)
         for lease in leases:
             self.keeper.track(lease)
         return leases
@@ -355,11 +364,12 @@ class Worker:
     def _acknowledge(self, lease: Lease, outcome: Outcome) -> None:
         """Turn an outcome into its one fenced store call."""
         job = lease.job
-        if outcome.kind is Kind.COMPLETED:
-            self._complete([Completion(lease, outcome.result)])
-            return
         self.keeper.untrack(job.id)
         self.stats.processed += 1
+        if outcome.kind is Kind.COMPLETED:
+            # acknowledged together with the next claim (one commit), or by _flush_acks
+            self._acks.append(Completion(lease, outcome.result))
+            return
         try:
             if outcome.kind is Kind.RETRYING:
                 assert outcome.error is not None
@@ -385,29 +395,33 @@ class Worker:
             return
         self._finished(lease, outcome, outcome.kind.value)
 
-    def _complete(self, completions: list[Completion]) -> None:
-        for done in completions:
-            self.keeper.untrack(done.lease.job_id)
-        self.stats.processed += len(completions)
+    def _flush_acks(self) -> None:
+        """Acknowledge deferred completions now (before idling or stopping)."""
+        acks, self._acks = self._acks, []
+        if not acks:
+            return
         for attempt in range(5):
             try:
-                lost = self.store.complete(completions)
+                lost = self.store.complete(acks)
                 break
             except StoreError as exc:
-                log.warning("acknowledging %d jobs failed (%s); retrying", len(completions), exc)
-                self._stop.wait(0.05 * 2**attempt)
+                log.warning("acknowledging %d jobs failed (%s); retrying", len(acks), exc)
+                time.sleep(0.05 * 2**attempt)
         else:
-            log.error("could not acknowledge %d jobs; their leases will expire", len(completions))
+            log.error("could not acknowledge %d jobs; their leases will expire", len(acks))
             return
+        self._acknowledged(acks, lost)
+
+    def _acknowledged(self, acks: list[Completion], lost: list[str]) -> None:
         lost_ids = set(lost)
-        for done in completions:
+        for done in acks:
             if done.lease.job_id in lost_ids:
                 self.stats.lost += 1
                 log.warning("job %s: lease lost, result dropped", done.lease.job_id)
-                self._finished(done.lease, Outcome(Kind.COMPLETED), "lost")
+                self._finished(done.lease, _COMPLETED, "lost")
             else:
                 self.stats.completed += 1
-                self._finished(done.lease, Outcome(Kind.COMPLETED), "completed")
+                self._finished(done.lease, _COMPLETED, "completed")
 
     def _finished(self, lease: Lease, outcome: Outcome, label: str) -> None:
         self.reporter.job_finished(lease.job_id, label)

@@ -387,6 +387,16 @@ class SQLiteStore:
             self._wake.notify()
         return lost
 
+    def complete_and_claim(
+        self, completions: Sequence[Completion], params: ClaimParams
+    ) -> tuple[list[str], list[Lease]]:
+        """Acknowledge and claim in one ``BEGIN IMMEDIATE`` transaction (one commit)."""
+        t = self._now(params.now)
+        lost, ready, leases = self._write(_complete_then_claim, completions, params, t)
+        if ready:
+            self._wake.notify()
+        return lost, leases
+
     def fail(
         self,
         lease: Lease,
@@ -598,3 +608,11 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _complete_then_claim(
+    conn: sqlite3.Connection, completions: Sequence[Completion], params: ClaimParams, now: float
+) -> tuple[list[str], int, list[Lease]]:
+    lost, ready = complete_jobs(conn, completions, now) if completions else ([], 0)
+    leases = claim_jobs(conn, params, now) if params.limit > 0 else []
+    return lost, ready, leases
