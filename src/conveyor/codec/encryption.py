@@ -13,12 +13,13 @@ import binascii
 import os
 import re
 from collections.abc import Mapping
-from typing import Final
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Final
 
 from conveyor.errors import ConfigurationError, CorruptPayload, UnknownKey
+
+if TYPE_CHECKING:
+    # cryptography costs ~15 MiB of RSS; it is imported only when a key ring is built.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["KEY_BYTES", "NONCE_BYTES", "TAG_BYTES", "Keyring", "generate_key"]
 
@@ -52,6 +53,8 @@ class Keyring:
     def __init__(self, keys: Mapping[str, bytes], active: str) -> None:
         if not keys:
             raise ConfigurationError(f"the key ring is empty; {_GENERATE}")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         ciphers: dict[str, AESGCM] = {}
         for key_id, key in keys.items():
             _check_id(key_id)
@@ -141,7 +144,7 @@ class Keyring:
             raise CorruptPayload("encrypted body is shorter than nonce and tag")
         try:
             return cipher.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], aad)
-        except InvalidTag:
+        except _invalid_tag():
             raise CorruptPayload(
                 f"payload failed authentication under key {key_id!r}: wrong key, altered "
                 "bytes, or a payload moved from another job"
@@ -181,3 +184,10 @@ def _decode_key(key_id: str, material: str) -> bytes:
             f"{KEY_BYTES}; {_GENERATE}"
         )
     return key
+
+
+def _invalid_tag() -> type[Exception]:
+    """cryptography's InvalidTag (imported on first decrypt, like the cipher itself)."""
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag

@@ -6,13 +6,12 @@ the consumer turns it into exactly one fenced store call.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import random
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.app import App
 from conveyor.context import JobContext, reset_current, set_current
@@ -30,6 +29,9 @@ from conveyor.job import FailureReason, JobError, Lease
 from conveyor.middleware import compose_execute
 from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.worker.interrupt import Interrupter
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class ShutdownInterrupt(Interrupt):
@@ -158,6 +160,8 @@ class Executor:
         timeout: float | None,
     ) -> Callable[[], object]:
         def call() -> object:
+            import asyncio  # only workers that run async tasks pay for it
+
             loop = self._loop
             if loop is None:
                 loop = self._loop = asyncio.new_event_loop()
