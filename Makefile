@@ -39,3 +39,18 @@ pytest: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo.db*
+
+# bench: its own virtualenv (bench/.venv) with the peers, a private redis-server, one table.
+BENCH_VENV := bench/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q -e '.[bench]' || $(BENCH_PY) bench/install_peers.py
+	touch $@
+
+.PHONY: bench
+## bench: Conveyor vs Celery, Dramatiq, RQ, Huey, Taskiq; BENCH_ARGS="--quick" for a short run
+bench: $(BENCH_VENV)/.installed
+	BENCH_VIA="make bench" $(BENCH_PY) -m bench --install-redis $(BENCH_ARGS)

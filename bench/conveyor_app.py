@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 
+from bench.recorder import record
 from conveyor import App
 from conveyor.config import AppSettings
-
-from bench.recorder import record
 
 
 def make_app(store: str = "memory://", settings: AppSettings | None = None) -> App:

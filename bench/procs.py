@@ -125,9 +125,7 @@ def worker_env(extra: dict[str, str], record: str) -> dict[str, str]:
     return env
 
 
-def spawn(
-    commands: Sequence[Sequence[str]], env: dict[str, str], log: Path, label: str
-) -> Workers:
+def spawn(commands: Sequence[Sequence[str]], env: dict[str, str], log: Path, label: str) -> Workers:
     """Start each command in a new session (its own process group), output to ``log``."""
     root = Path(__file__).resolve().parent.parent
     procs: list[subprocess.Popen[bytes]] = []

@@ -18,6 +18,8 @@ from bench.payload import make_payload
 from bench.systems.base import Args, Context, InProcessSystem, ProcessSystem, System, Unavailable
 
 Figure = dict[str, Any]
+Commands = Callable[[], tuple[list[list[str]], str]]
+"""Builds a launch's worker commands and its label."""
 STARTUP_TIMEOUT = 60.0
 """Longest wait for a worker's first job; past it the run is reported as failed."""
 
@@ -167,20 +169,16 @@ class Processes:
         assert isinstance(runner.system, ProcessSystem)
         self.system: ProcessSystem = runner.system
 
-    def launch(
-        self,
-        commands: tuple[list[list[str]], str],
-        task: str,
-        record: str,
-    ) -> procs.Workers:
-        cmds, label = commands
+    def launch(self, commands: Commands, task: str, record: str) -> procs.Workers:
+        """Start the workers ``commands()`` names (built after the reset: SQLite's file)."""
+        cmds, label = commands()
         env = procs.worker_env(self.system.worker_env(task), record)
         log = self.r.ctx.path(f"{self.system.key}-worker", ".log")
         return procs.spawn(cmds, env, log, f"{self.system.key} {label}")
 
     def process(
         self,
-        commands: tuple[list[list[str]], str],
+        commands: Commands,
         task: str,
         args: Sequence[Args],
         check: Callable[[float], bool] | None = None,
@@ -192,6 +190,7 @@ class Processes:
         record = str(self.r.ctx.path(f"{system.key}-rec", ".txt"))
         n = len(args)
         workers = self.launch(commands, task, record)
+        setting = workers.label.split(" ", 1)[1]
         try:
             procs.wait_for(record, 1, workers, time.monotonic() + STARTUP_TIMEOUT)
             if recorder.count(record) < 1:
@@ -213,7 +212,7 @@ class Processes:
             "done": len(rows),
             "seconds": seconds,
             "capped": done < n,
-            "setting": commands[1],
+            "setting": setting,
             "startup_s": min(row[0] for row in rows) - workers.spawned_at,
             "enqueue_rate": enqueue_rate,
             "rss": rss,
@@ -222,12 +221,12 @@ class Processes:
         }
 
     def latency(self) -> Figure:
-        """One job every ``interval`` to an idle worker; start − enqueue time per job."""
+        """One job every ``interval`` to an idle worker; start - enqueue time per job."""
         system, opts = self.system, self.r.opts
         system.reset()
         system.enqueue_each("noop", [()])  # the warm-up job: proves the worker is ready
         record = str(self.r.ctx.path(f"{system.key}-lat", ".txt"))
-        workers = self.launch(system.single(), "stamp", record)
+        workers = self.launch(system.single, "stamp", record)
         try:
             procs.wait_for(record, 1, workers, time.monotonic() + STARTUP_TIMEOUT)
             if recorder.count(record) < 1:
@@ -250,7 +249,7 @@ class Processes:
             self.system.reset()
             self.system.enqueue_each("noop", [()])
             record = str(self.r.ctx.path(f"{self.system.key}-start", ".txt"))
-            workers = self.launch(self.system.single(), "noop", record)
+            workers = self.launch(self.system.single, "noop", record)
             try:
                 procs.wait_for(record, 1, workers, time.monotonic() + STARTUP_TIMEOUT)
             finally:
@@ -264,16 +263,24 @@ class Processes:
     def run(self) -> dict[str, Figure]:
         r, system, opts = self.r, self.system, self.r.opts
         figures: dict[str, Figure] = {}
-        single_jobs = max(opts.jobs, opts.rss_jobs) if system.key.startswith("conveyor") else opts.jobs
+        single_jobs = (
+            max(opts.jobs, opts.rss_jobs) if system.key.startswith("conveyor") else opts.jobs
+        )
         figures["processing_1"] = guarded(
             "processing, 1 process, concurrency 1",
             r.log,
-            lambda: self.process(system.single(), "noop", noop_args(single_jobs)),
+            lambda: self.process(system.single, "noop", noop_args(single_jobs)),
         )
+        for name, commands in system.variants():
+            figures[f"processing_1_{name}"] = guarded(
+                f"processing, 1 process ({name})",
+                r.log,
+                lambda commands=commands: self.process(commands, "noop", noop_args(single_jobs)),
+            )
         figures["processing_best"] = guarded(
             "processing, best setting",
             r.log,
-            lambda: self.process(system.best(r.ctx.cores), "noop", noop_args(opts.jobs)),
+            lambda: self.process(lambda: system.best(r.ctx.cores), "noop", noop_args(opts.jobs)),
         )
         figures["latency"] = guarded("enqueue→start latency", r.log, self.latency)
         figures["rss"] = rss_figure(figures["processing_1"])
@@ -283,7 +290,7 @@ class Processes:
             "1 MiB payloads",
             r.log,
             lambda: self.process(
-                system.single(),
+                system.single,
                 "payload",
                 [(r.payload,)] * opts.payload_jobs,
                 check=lambda value: value == size,

@@ -110,6 +110,10 @@ class ProcessSystem(System):
         """Extra environment for workers of a run whose jobs are ``task``."""
         return {}
 
+    def variants(self) -> list[tuple[str, Any]]:
+        """Other one-process settings worth a processing run: (name, commands builder)."""
+        return []
+
     def job_process(self, rss: list[dict[str, object]]) -> dict[str, object] | None:
         """Of a launch's processes (largest RSS first), the one that runs the jobs."""
         return rss[0] if rss else None

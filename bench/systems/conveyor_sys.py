@@ -22,15 +22,25 @@ framing of the arguments, so an argument of exactly 1 MiB needs a little more.""
 
 
 @cache
-def supports_concurrency() -> bool:
-    """True when this Conveyor's ``worker`` has ``-c/--concurrency`` (the prefork supervisor)."""
+def worker_help() -> str:
+    """``conveyor worker --help`` of the installed Conveyor (read once per run)."""
     done = subprocess.run(
         [sys.executable, "-m", "conveyor", "worker", "--help"],
         capture_output=True,
         text=True,
         check=False,
     )
-    return "--concurrency" in done.stdout
+    return done.stdout
+
+
+def supports_concurrency() -> bool:
+    """True when ``worker`` has ``-c/--concurrency`` (the prefork supervisor)."""
+    return "--concurrency" in worker_help()
+
+
+def supports_solo() -> bool:
+    """True when ``worker`` has ``--solo`` (one process, no supervisor)."""
+    return "--solo" in worker_help()
 
 
 @cache
@@ -160,6 +170,13 @@ class ConveyorStore(_Producer, ProcessSystem):
 
     def worker_env(self, task: str) -> dict[str, str]:
         return payload_env() if task == "payload" else {}
+
+    def variants(self) -> list[tuple[str, Any]]:
+        """With a supervisor, also one process without it (``--solo``), for comparison."""
+        if not (supports_concurrency() and supports_solo()):
+            return []
+        label = f"worker --solo --prefetch {self.ctx.prefetch}"
+        return [("solo", lambda: ([self._worker("--solo")], label))]
 
     def job_process(self, rss: list[dict[str, object]]) -> dict[str, object] | None:
         """The supervisor's child when there is one (the target is per child)."""

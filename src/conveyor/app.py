@@ -170,6 +170,13 @@ class App:
         """Where the store lives (as configured)."""
         return self._dsn if self._store is None or self._dsn else type(self._store).__name__
 
+    def use_store(self, dsn: str) -> None:
+        """Point the app at another store (the CLI's ``--store``); call before use."""
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._dsn = dsn
+
     def close(self) -> None:
         """Close the store's connections."""
         if self._store is not None:

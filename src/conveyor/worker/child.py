@@ -136,9 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     die_with_parent(args.parent)
     reporter = PipeReporter(Connection(args.fd, readable=False), args.parent)
 
-    from conveyor.admin import load_app, use_store
     from conveyor.config import WorkerSettings
     from conveyor.errors import ConveyorError
+    from conveyor.loading import load_app
     from conveyor.logs import configure_logging
     from conveyor.worker.consumer import Worker
 
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = load_app(args.app)
         if args.store:
-            use_store(app, args.store)
+            app.use_store(args.store)
         settings = WorkerSettings(**json.loads(args.settings))
         worker = Worker(app, settings, reporter=reporter, maintenance=False)
     except ConveyorError as exc:
