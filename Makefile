@@ -28,8 +28,8 @@ demo: install
 test: install-dev lint typecheck pytest
 
 lint: install-dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 
 typecheck: install-dev
 	$(BIN)/mypy

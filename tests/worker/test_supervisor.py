@@ -21,6 +21,7 @@ from conveyor.stores.base import ClaimParams, Completion, JobQuery
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.scaling import Autoscaler, suggest_workers
+from conveyor.worker.slot import CurrentJob, JobSlot
 from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Command, Supervisor
 
 
@@ -31,9 +32,16 @@ class FakeChild:
     writer: Connection
     signals: list[int] = field(default_factory=list)
     status: int | None = None
+    job: CurrentJob | None = None
 
     def poll(self) -> int | None:
         return self.status
+
+    def current_job(self) -> CurrentJob | None:
+        return self.job
+
+    def close(self) -> None:
+        self.conn.close()
 
     def signal(self, sig: int) -> None:
         self.signals.append(sig)
@@ -160,7 +168,7 @@ def test_silent_child_is_killed_as_hung_and_its_job_recovered(app: App, clock: F
     sup.tick(0.0)
     child = launcher.children[0]
     child.report("ready", worker_id="node-1/0", pid=child.pid)
-    child.report("start", job=handle.id, token=lease.token, task="work", timeout=None)
+    child.job = CurrentJob(handle.id, lease.token, started=0.0, timeout=None)
     sup.tick(1.0)
     sup.tick(5.5)
     assert child.signals == []  # last report at 1.0; 4.5 s of silence is within 5 s
@@ -180,7 +188,7 @@ def test_hard_timeout_kills_the_child_and_fails_the_attempt(app: App) -> None:
     sup.tick(0.0)
     child = launcher.children[0]
     child.report("ready", worker_id="node-1/0", pid=child.pid)
-    child.report("start", job=handle.id, token=lease.token, task="work", timeout=1.0)
+    child.job = CurrentJob(handle.id, lease.token, started=0.5, timeout=1.0)
     sup.tick(0.5)
     for t in (1.0, 2.0, 3.0):
         child.report("alive", processed=0, failed=0, rss=1)
@@ -201,7 +209,7 @@ def test_a_child_that_finished_its_job_first_keeps_the_result(app: App) -> None:
     sup, launcher = make(app, concurrency=1)
     sup.tick(0.0)
     child = launcher.children[0]
-    child.report("start", job=handle.id, token=lease.token, task="work", timeout=None)
+    child.job = CurrentJob(handle.id, lease.token, started=0.0, timeout=None)
     sup.tick(0.1)
     assert app.store.complete([Completion(lease, None)]) == []
     child.status = -signal.SIGKILL
@@ -219,7 +227,7 @@ def test_crash_loop_of_one_job_ends_in_the_dlq_as_poison(app: App) -> None:
         app.store.stage_due(now=app.clock.now() + 10_000)
         (lease,) = app.store.claim(ClaimParams(queues=["default"], worker_id="w"))
         child = launcher.alive()[0]
-        child.report("start", job=handle.id, token=lease.token, task="work", timeout=None)
+        child.job = CurrentJob(handle.id, lease.token, started=now, timeout=None)
         sup.tick(now)
         child.status = -signal.SIGSEGV
         sup.tick(now)
@@ -361,3 +369,23 @@ def test_supervisor_autoscales_from_the_backlog(app: App, clock: FakeClock) -> N
                 child.report("alive", processed=0, failed=0, rss=1)
     assert len(launcher.alive()) == 1 and sup.target == 1
     assert not any(kill for kill in sup.children.values() if kill.killed)
+
+
+def test_job_slot_round_trip_between_processes(tmp_path: object) -> None:
+    """The slot a child writes is what the supervisor reads, across fork."""
+    import os
+
+    slot = JobSlot.create()
+    assert slot.read() is None
+    pid = os.fork()
+    if pid == 0:
+        child_view = JobSlot(os.dup(slot.fd))
+        child_view.publish("job-1", "tok-1", 12.5, 3.0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert slot.read() == CurrentJob("job-1", "tok-1", 12.5, 3.0)
+    other = JobSlot(os.dup(slot.fd))
+    other.clear()
+    assert slot.read() is None
+    other.close()
+    slot.close()

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -29,6 +30,7 @@ from typing import Any
 
 from conveyor.job import Lease
 from conveyor.worker.reporting import WorkerStats, rss_bytes
+from conveyor.worker.slot import JobSlot
 
 EXIT_CONFIG = 78
 """Exit status when the app cannot be loaded (EX_CONFIG): the supervisor stops."""
@@ -50,8 +52,9 @@ def die_with_parent(parent: int) -> None:
 class PipeReporter:
     """Sends events to the supervisor; a broken pipe means it is gone, so we go too."""
 
-    def __init__(self, conn: Connection, parent: int) -> None:
+    def __init__(self, conn: Connection, slot: JobSlot, parent: int) -> None:
         self.conn = conn
+        self.slot = slot
         self.parent = parent
         self._lock = threading.Lock()
 
@@ -64,18 +67,14 @@ class PipeReporter:
             os._exit(1)
 
     def job_started(self, lease: Lease, timeout: float | None) -> None:
-        """Tell the supervisor which job (and lease) this child now runs."""
-        self.send(
-            "start",
-            job=lease.job_id,
-            token=lease.token,
-            task=lease.job.task,
-            timeout=timeout,
-        )
+        """Publish the running job in the shared slot (no message, no system call)."""
+        self.slot.publish(lease.job_id, lease.token, time.monotonic(), timeout)
 
     def job_finished(self, job_id: str, outcome: str) -> None:
-        """The job is no longer this child's."""
-        self.send("end", job=job_id, outcome=outcome)
+        """Clear the slot unless the next job has already replaced this one."""
+        current = self.slot.read()
+        if current is not None and current.job_id == job_id:
+            self.slot.clear()
 
     def alive(self, stats: WorkerStats) -> None:
         """Liveness with counters and memory; exit if the supervisor has died."""
@@ -128,13 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--app", required=True)
     parser.add_argument("--store", default="")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--slot-fd", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--settings", required=True)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", default="text")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
-    reporter = PipeReporter(Connection(args.fd, readable=False), args.parent)
+    reporter = PipeReporter(Connection(args.fd, readable=False), JobSlot(args.slot_fd), args.parent)
 
     from conveyor.config import WorkerSettings
     from conveyor.errors import ConveyorError

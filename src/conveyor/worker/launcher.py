@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Protocol
 
 from conveyor.config import WorkerSettings
+from conveyor.worker.slot import CurrentJob, JobSlot
 
 
 class ChildProcess(Protocol):
@@ -34,6 +35,14 @@ class ChildProcess(Protocol):
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` (ignored if the child is already gone)."""
+        ...
+
+    def current_job(self) -> CurrentJob | None:
+        """The job the child says it is running (readable after it died, too)."""
+        ...
+
+    def close(self) -> None:
+        """Release the pipe and the job slot once the child has been reaped."""
         ...
 
 
@@ -52,6 +61,7 @@ class PopenChild:
     proc: subprocess.Popen[bytes]
     conn: Connection
     pid: int
+    slot: JobSlot
 
     def poll(self) -> int | None:
         """Reap without blocking."""
@@ -64,6 +74,15 @@ class PopenChild:
                 self.proc.send_signal(sig)
             except ProcessLookupError:
                 return
+
+    def current_job(self) -> CurrentJob | None:
+        """Read the child's job slot."""
+        return self.slot.read()
+
+    def close(self) -> None:
+        """Close the pipe and the slot."""
+        self.conn.close()
+        self.slot.close()
 
 
 class ExecLauncher:
@@ -85,6 +104,7 @@ class ExecLauncher:
     def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
         """Spawn the child with the write end of a fresh pipe."""
         reader, writer = Pipe(duplex=False)
+        job_slot = JobSlot.create()
         fields = dataclasses.asdict(settings)
         fields["worker_id"] = settings.worker_id or ""
         command = [
@@ -95,6 +115,8 @@ class ExecLauncher:
             self.app_spec,
             "--fd",
             str(writer.fileno()),
+            "--slot-fd",
+            str(job_slot.fd),
             "--parent",
             str(os.getpid()),
             "--settings",
@@ -108,11 +130,18 @@ class ExecLauncher:
             command += ["--store", self.store]
         try:
             proc = subprocess.Popen(
-                command, pass_fds=(writer.fileno(),), close_fds=True, stdin=subprocess.DEVNULL
+                command,
+                pass_fds=(writer.fileno(), job_slot.fd),
+                close_fds=True,
+                stdin=subprocess.DEVNULL,
             )
+        except BaseException:
+            reader.close()
+            job_slot.close()
+            raise
         finally:
             writer.close()
-        return PopenChild(proc, reader, proc.pid)
+        return PopenChild(proc, reader, proc.pid, job_slot)
 
 
 def kill_quietly(child: ChildProcess) -> None:

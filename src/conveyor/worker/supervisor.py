@@ -42,6 +42,7 @@ from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
 from conveyor.worker.reporting import WorkerStats
 from conveyor.worker.scaling import Autoscaler
+from conveyor.worker.slot import CurrentJob
 
 log = logging.getLogger("conveyor.supervisor")
 
@@ -71,11 +72,8 @@ class Child:
     generation: int
     ready: bool = False
     worker_id: str = ""
-    job_id: str | None = None
-    token: str | None = None
-    task: str | None = None
-    job_started: float = 0.0
-    job_timeout: float | None = None
+    job: CurrentJob | None = None
+    """Read from the child's job slot on every tick."""
     processed: int = 0
     failed: int = 0
     rss: int = 0
@@ -93,7 +91,7 @@ class Child:
             return "stopping"
         if not self.ready:
             return "starting"
-        return "busy" if self.job_id else "idle"
+        return "busy" if self.job else "idle"
 
 
 @dataclass(slots=True)
@@ -210,6 +208,7 @@ class Supervisor:
 
     def _read_reports(self, now: float) -> None:
         for child in list(self.children.values()):
+            child.job = child.proc.current_job()
             conn = child.proc.conn
             try:
                 while conn.poll():
@@ -232,19 +231,6 @@ class Supervisor:
         self._failures.pop(child.slot, None)
         if self.paused:
             child.proc.signal(signal.SIGUSR1)
-
-    def _report_start(self, child: Child, data: dict[str, object], now: float) -> None:
-        child.job_id = str(data["job"])
-        child.token = str(data["token"])
-        child.task = str(data.get("task", ""))
-        timeout = data.get("timeout")
-        child.job_timeout = float(str(timeout)) if timeout is not None else None
-        child.job_started = now
-
-    def _report_end(self, child: Child, data: dict[str, object], now: float) -> None:
-        if child.job_id == data.get("job"):
-            child.job_id = child.token = child.task = None
-            child.job_timeout = None
 
     def _report_alive(self, child: Child, data: dict[str, object], now: float) -> None:
         child.processed = int(str(data.get("processed", 0)))
@@ -288,15 +274,15 @@ class Supervisor:
             del self.children[slot]
             result.exited.append((slot, status))
             try:
-                child.proc.conn.close()
+                child.proc.close()
             except OSError:
                 log.debug("closing the pipe of child %s failed", child.proc.pid)
             # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
             expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
-            if child.job_id is not None and child.token is not None:
+            if child.job is not None:
                 reason = child.killed or f"worker process died: {_describe_status(status)}"
-                if self._recover_job(child, reason):
-                    result.recovered.append(child.job_id)
+                if self._recover_job(child, child.job, reason):
+                    result.recovered.append(child.job.job_id)
             if status == EXIT_CONFIG and not child.ready:
                 log.error("the app could not be loaded; the supervisor stops")
                 self.exit_code = EXIT_CONFIG
@@ -321,18 +307,17 @@ class Supervisor:
                 delay,
             )
 
-    def _recover_job(self, child: Child, why: str) -> bool:
+    def _recover_job(self, child: Child, current: CurrentJob, why: str) -> bool:
         """Record the dead child's attempt as failed; retry it or dead-letter it."""
-        assert child.job_id is not None and child.token is not None
         try:
-            job = self.store.get(child.job_id)
+            job = self.store.get(current.job_id)
             if (
                 job is None
                 or job.state is not JobState.PROCESSING
-                or job.lease_token != child.token
+                or job.lease_token != current.token
             ):
                 return False
-            lease = Lease(job, child.token, job.lease_expires_at or 0.0)
+            lease = Lease(job, current.token, job.lease_expires_at or 0.0)
             hard_timeout = child.killed.startswith("hard timeout")
             error = JobError(
                 attempt=job.attempt,
@@ -362,7 +347,7 @@ class Supervisor:
             return False
         except StoreError as exc:
             log.warning(
-                "could not recover job %s now (%s); its lease will expire", child.job_id, exc
+                "could not recover job %s now (%s); its lease will expire", current.job_id, exc
             )
             return False
 
@@ -375,12 +360,11 @@ class Supervisor:
             reason = ""
             if now - child.last_seen > liveness:
                 reason = f"hung: no report for {now - child.last_seen:.1f}s"
-            elif child.job_id and child.job_timeout is not None:
-                limit = child.job_timeout + self.settings.hard_timeout_grace
-                if now - child.job_started > limit:
-                    reason = (
-                        f"hard timeout: job ran {now - child.job_started:.1f}s (limit {limit:g}s)"
-                    )
+            elif child.job is not None and child.job.timeout is not None:
+                limit = child.job.timeout + self.settings.hard_timeout_grace
+                ran = now - child.job.started
+                if ran > limit:
+                    reason = f"hard timeout: job ran {ran:.1f}s (limit {limit:g}s)"
             if reason:
                 child.killed = reason
                 child.proc.signal(signal.SIGKILL)
@@ -441,7 +425,7 @@ class Supervisor:
                     oldest = min(oldest or counts.oldest_pending_at, counts.oldest_pending_at)
         wait_s = max(self.app.clock.now() - oldest, 0.0) if oldest is not None else 0.0
         active = [c for c in self.children.values() if not c.retiring and not c.killed]
-        busy = sum(1 for c in active if c.job_id)
+        busy = sum(1 for c in active if c.job)
         target = self.autoscaler.decide(
             now, current=self.target, pending=pending, busy=busy, oldest_wait=wait_s
         )
@@ -455,7 +439,7 @@ class Supervisor:
             )
         self.target = target
         excess = len(active) - self.target
-        for child in sorted(active, key=lambda c: (c.job_id is not None, -c.started)):
+        for child in sorted(active, key=lambda c: (c.job is not None, -c.started)):
             if excess <= 0:
                 break
             self._retire(child, "scale-down", signal.SIGTERM, now)
@@ -516,7 +500,7 @@ class Supervisor:
                 id=c.worker_id or f"{self.node_id}/{c.slot}",
                 pid=c.proc.pid,
                 state=c.state,
-                current_job=c.job_id,
+                current_job=c.job.job_id if c.job else None,
                 processed=c.processed,
                 failed=c.failed,
                 rss_bytes=c.rss,
