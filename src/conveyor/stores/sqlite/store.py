@@ -59,6 +59,7 @@ from conveyor.stores.sqlite.connection import (
 )
 from conveyor.stores.sqlite.dependencies import propagate_failure
 from conveyor.stores.sqlite.enqueue import enqueue_batch
+from conveyor.stores.sqlite.gate import WriterGate
 from conveyor.stores.sqlite.operations import (
     cancel_jobs,
     claim_jobs,
@@ -125,6 +126,7 @@ class SQLiteStore:
         self._generation = 0
         self._schema_version: int | None = None
         self._wake = WakeChannel(self.path)
+        self._gate = WriterGate(self.path)
         _STORES.add(self)
 
     @classmethod
@@ -193,6 +195,16 @@ class SQLiteStore:
     ) -> T:
         """Run ``work(conn, …)`` in one ``BEGIN IMMEDIATE`` transaction."""
         conn = self._conn()
+        with self._gate.hold():
+            return self._transaction(conn, work, *args, **kwargs)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         try:
             if conn.in_transaction:  # left open by an interrupted call
                 conn.execute("ROLLBACK")
@@ -259,6 +271,7 @@ class SQLiteStore:
                 _INHERITED.append(conn)
         self._local.held = None
         self._wake.close()
+        self._gate.close()
 
     def info(self) -> StoreInfo:
         """Driver, file, the durability level actually in force, and the schema version."""
