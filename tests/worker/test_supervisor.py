@@ -64,6 +64,9 @@ class FakeLauncher:
         self.settings.append(settings)
         return child
 
+    def reload(self) -> None:
+        self.reloads = getattr(self, "reloads", 0) + 1
+
     def alive(self) -> list[FakeChild]:
         return [c for c in self.children if c.status is None]
 

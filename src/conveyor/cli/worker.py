@@ -182,7 +182,7 @@ def worker(
     the queue); a second one interrupts the running job and releases it.
     """
     from conveyor.logs import current_logging
-    from conveyor.worker.launcher import ExecLauncher
+    from conveyor.worker.launcher import ExecLauncher, ForkLauncher
     from conveyor.worker.signals import worker_signals
     from conveyor.worker.supervisor import Supervisor
 
@@ -219,10 +219,10 @@ def worker(
         return
     assert state.app_spec is not None
     level, fmt = current_logging()
-    launcher = ExecLauncher(
+    fresh = ExecLauncher(
         state.app_spec, store=state.store_dsn or "", log_level=level, log_format=fmt
     )
-    supervisor = Supervisor(app, settings, launcher)
+    supervisor = Supervisor(app, settings, ForkLauncher(app, fresh))
     status = supervisor.run()
     click.echo(_summary(supervisor.node_id, supervisor.totals))
     if status:

@@ -8,7 +8,8 @@ with its supervisor (``PR_SET_PDEATHSIG``, plus a parent check on every beat).
 
 Signals (sent by the supervisor): SIGTERM finish the current job and exit;
 SIGQUIT interrupt it, release it and exit; SIGUSR1 pause; SIGUSR2 resume.
-SIGINT is ignored: a terminal's Ctrl-C reaches the supervisor, which decides.
+SIGINT and SIGHUP are ignored: a terminal's Ctrl-C or hang-up reaches the
+supervisor, which decides.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.job import Lease
+
+if TYPE_CHECKING:
+    from conveyor.app import App
+    from conveyor.config import WorkerSettings
 from conveyor.worker.reporting import WorkerStats, rss_bytes
 from conveyor.worker.slot import JobSlot
 
@@ -112,6 +117,7 @@ def child_signals(worker: Any) -> Iterator[None]:
         signal.SIGUSR1: lambda s, f: worker.pause(),
         signal.SIGUSR2: lambda s, f: worker.resume(),
         signal.SIGINT: signal.SIG_IGN,
+        signal.SIGHUP: signal.SIG_IGN,
     }
     saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
@@ -121,8 +127,23 @@ def child_signals(worker: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def run_child(app: App, settings: WorkerSettings, reporter: PipeReporter) -> int:
+    """The child's life once it has its app: report ready, consume, report stats."""
+    from conveyor.worker.consumer import Worker
+
+    worker = Worker(app, settings, reporter=reporter, maintenance=False)
+    with child_signals(worker):
+        reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
+        stats = worker.run()
+    reporter.send("stats", **dataclasses.asdict(stats))
+    if worker.drained:
+        reporter.send("drained")
+    app.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Load the app, report ready, run the consumer loop until told to stop."""
+    """Entry point of an exec'd child: load the app, then :func:`run_child`."""
     parser = argparse.ArgumentParser(prog="conveyor-child")
     parser.add_argument("--app", required=True)
     parser.add_argument("--store", default="")
@@ -140,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from conveyor.errors import ConveyorError
     from conveyor.loading import load_app
     from conveyor.logs import configure_logging
-    from conveyor.worker.consumer import Worker
 
     configure_logging(args.log_level, args.log_format)
     try:
@@ -148,18 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.store:
             app.use_store(args.store)
         settings = WorkerSettings(**json.loads(args.settings))
-        worker = Worker(app, settings, reporter=reporter, maintenance=False)
     except ConveyorError as exc:
         reporter.send("error", message=str(exc))
         return EXIT_CONFIG
-    with child_signals(worker):
-        reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
-        stats = worker.run()
-    reporter.send("stats", **dataclasses.asdict(stats))
-    if worker.drained:
-        reporter.send("drained")
-    app.close()
-    return 0
+    return run_child(app, settings, reporter)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Starting child processes: a protocol, so the supervisor can be tested with fakes.
 
-:class:`ExecLauncher` starts each child as a fresh interpreter
+:class:`ForkLauncher` forks children from the supervisor (fast start, shared pages)
+until a reload; :class:`ExecLauncher` starts each child as a fresh interpreter
 (``python -m conveyor.worker.child``) with a pipe for its reports: a fresh
 process imports the app anew, so a rolling restart (SIGHUP) picks up new code,
 and nothing of the supervisor's state (threads, connections) leaks into it.
@@ -10,16 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config import WorkerSettings
 from conveyor.worker.slot import CurrentJob, JobSlot
+
+if TYPE_CHECKING:
+    from conveyor.app import App
 
 
 class ChildProcess(Protocol):
@@ -51,6 +56,10 @@ class ChildLauncher(Protocol):
 
     def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
         """Start one child for ``slot`` with these worker settings."""
+        ...
+
+    def reload(self) -> None:
+        """From now on, start children that load the code afresh (SIGHUP)."""
         ...
 
 
@@ -101,6 +110,9 @@ class ExecLauncher:
         self.log_level = log_level
         self.log_format = log_format
 
+    def reload(self) -> None:
+        """Every child is a fresh interpreter already."""
+
     def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
         """Spawn the child with the write end of a fresh pipe."""
         reader, writer = Pipe(duplex=False)
@@ -142,6 +154,96 @@ class ExecLauncher:
         finally:
             writer.close()
         return PopenChild(proc, reader, proc.pid, job_slot)
+
+
+@dataclasses.dataclass(slots=True)
+class ForkedChild:
+    """A child forked from the supervisor."""
+
+    pid: int
+    conn: Connection
+    slot: JobSlot
+    status: int | None = None
+
+    def poll(self) -> int | None:
+        """Reap without blocking; negative status for a death by signal."""
+        if self.status is None:
+            try:
+                pid, raw = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.status = 0
+                return self.status
+            if pid:
+                self.status = os.waitstatus_to_exitcode(raw)
+        return self.status
+
+    def signal(self, sig: int) -> None:
+        """Signal the child unless it has been reaped."""
+        if self.status is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+
+    def current_job(self) -> CurrentJob | None:
+        """Read the child's job slot."""
+        return self.slot.read()
+
+    def close(self) -> None:
+        """Close the pipe and the slot."""
+        self.conn.close()
+        self.slot.close()
+
+
+class ForkLauncher:
+    """Forks children from the supervisor, which has the app imported already.
+
+    A forked child starts in milliseconds (nothing to import) and shares the
+    supervisor's memory pages until it writes them. It runs the code the
+    supervisor loaded, so after :meth:`reload` (SIGHUP) this launcher hands over
+    to an :class:`ExecLauncher`, whose children import the app afresh.
+    """
+
+    def __init__(self, app: App, fresh: ExecLauncher) -> None:
+        self.app = app
+        self.fresh = fresh
+        self.reloaded = False
+
+    def reload(self) -> None:
+        """Start every later child with :attr:`fresh`."""
+        self.reloaded = True
+
+    def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
+        """Fork (or, after a reload, exec) one child."""
+        if self.reloaded:
+            return self.fresh.launch(slot, settings)
+        reader, writer = Pipe(duplex=False)
+        job_slot = JobSlot.create()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the supervisor's stack
+            code = 1
+            try:
+                reader.close()
+                code = _forked_child(self.app, settings, writer, job_slot, parent)
+            except BaseException:
+                logging.getLogger("conveyor.worker").exception("worker child failed")
+            finally:
+                os._exit(code)
+        writer.close()
+        return ForkedChild(pid, reader, job_slot)
+
+
+def _forked_child(
+    app: App, settings: WorkerSettings, writer: Connection, job_slot: JobSlot, parent: int
+) -> int:
+    from conveyor.worker.child import PipeReporter, die_with_parent, run_child
+
+    signal.set_wakeup_fd(-1)  # the supervisor's wake-up socket is not ours
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    die_with_parent(parent)
+    return run_child(app, settings, PipeReporter(writer, job_slot, parent))
 
 
 def kill_quietly(child: ChildProcess) -> None:

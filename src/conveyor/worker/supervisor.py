@@ -180,6 +180,7 @@ class Supervisor:
                 child.proc.signal(signal.SIGUSR2)
         elif cmd is Command.RELOAD:
             self.generation += 1
+            self.launcher.reload()
             log.info(
                 "supervisor %s: rolling restart (generation %d)", self.node_id, self.generation
             )
