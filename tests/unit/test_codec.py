@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import json
 import os
 import pickle
 import random
@@ -313,7 +314,7 @@ def test_size_limit_applies_to_encoded_arguments() -> None:
 def test_compression_above_threshold() -> None:
     data = b'{"text":"' + b"abc" * 1000 + b'"}'
     sealed = PLAIN.seal(data)
-    assert flags_of(sealed) & frame_mod.FLAG_COMPRESSED
+    assert flags_of(sealed) & frame_mod.COMPRESSION_FLAGS
     assert len(sealed) < len(data) // 10
     assert PLAIN.open(sealed) == data
 
@@ -322,25 +323,27 @@ def test_no_compression_at_or_below_threshold() -> None:
     codec = Codec(compress_above=64)
     for data in (b"a" * 10, b"a" * 64):
         sealed = codec.seal(data)
-        assert flags_of(sealed) & frame_mod.FLAG_COMPRESSED == 0
+        assert flags_of(sealed) & frame_mod.COMPRESSION_FLAGS == 0
         assert codec.open(sealed) == data
-    assert flags_of(codec.seal(b"a" * 65)) & frame_mod.FLAG_COMPRESSED
+    assert flags_of(codec.seal(b"a" * 65)) & frame_mod.COMPRESSION_FLAGS
 
 
 def test_incompressible_body_is_stored_raw() -> None:
     data = random.Random(1).randbytes(4096)
     sealed = PLAIN.seal(data)
-    assert flags_of(sealed) & frame_mod.FLAG_COMPRESSED == 0
+    assert flags_of(sealed) & frame_mod.COMPRESSION_FLAGS == 0
     assert PLAIN.open(sealed) == data
 
 
 def test_compression_level_is_used() -> None:
-    text = " ".join(random.Random(2).choice(["alpha", "beta", "gamma"]) for _ in range(5000))
-    data = text.encode()
-    fast = Codec(compression_level=1).seal(data)
-    best = Codec(compression_level=9).seal(data)
-    assert len(best) < len(fast)
-    assert Codec().open(best) == data
+    rng = random.Random(2)
+    records = [{"id": i, "name": rng.choice(["alpha", "beta", "gamma"]) * 3} for i in range(5000)]
+    data = json.dumps(records).encode()
+    for method in ("zstd", "zlib"):
+        fast = Codec(compression_level=1, compression=method).seal(data)
+        best = Codec(compression_level=9, compression=method).seal(data)
+        assert len(best) < len(fast)
+        assert Codec().open(best) == data
 
 
 def test_one_mebibyte_payload_with_compression_and_encryption() -> None:
@@ -351,7 +354,7 @@ def test_one_mebibyte_payload_with_compression_and_encryption() -> None:
     value = encoded + "x" * ((1 << 20) - 2 - len(encoded.encode()))
     assert len(SEALED.dumps(value)) == 1 << 20
     sealed = SEALED.encode(value, aad=AAD)
-    assert flags_of(sealed) == frame_mod.FLAG_COMPRESSED | frame_mod.FLAG_ENCRYPTED
+    assert flags_of(sealed) == frame_mod.FLAG_ZSTD | frame_mod.FLAG_ENCRYPTED
     assert len(sealed) < 1 << 19
     assert SEALED.decode(sealed, aad=AAD) == value
     with pytest.raises(PayloadTooLarge):
@@ -375,7 +378,7 @@ def test_encrypted_frame_layout() -> None:
 
 def test_header_is_authenticated_even_with_valid_crc() -> None:
     sealed = SEALED.seal(b"x" * 5000, aad=AAD)
-    assert flags_of(sealed) == 3
+    assert flags_of(sealed) == frame_mod.FLAG_ZSTD | frame_mod.FLAG_ENCRYPTED
     stripped = sealed[:3] + b"\x02" + sealed[4:-4]  # claim "not compressed", fix the CRC
     with pytest.raises(CorruptPayload, match="authentication"):
         SEALED.open(with_crc(stripped), aad=AAD)
@@ -386,7 +389,9 @@ def test_header_is_authenticated_even_with_valid_crc() -> None:
     [
         (b"XY\x01\x00\x00[1]", "bad magic"),
         (b"CV\x02\x00\x00[1]", "version 2"),
-        (b"CV\x01\x04\x00[1]", "unknown flag bits"),
+        (b"CV\x01\x08\x00[1]", "unknown flag bits"),
+        (b"CV\x01\x05\x00[1]", "two compressions"),
+        (b"CV\x01\x04\x00[1]", "compressed body is invalid"),
         (b"CV\x01\x80\x00[1]", "unknown flag bits"),
         (b"CV\x01\x00\x02k1[1]", "key id"),
         (b"CV\x01\x02\x00[1]", "key id"),
@@ -610,7 +615,7 @@ def test_keyring_decrypt_direct() -> None:
 def test_describe_and_encrypted() -> None:
     assert PLAIN.describe() == {
         "serializer": "json",
-        "compression": "zlib>1024B",
+        "compression": "zstd>1024B",
         "encryption": "off",
     }
     assert not PLAIN.encrypted
@@ -618,7 +623,7 @@ def test_describe_and_encrypted() -> None:
     assert codec.encrypted
     assert codec.describe() == {
         "serializer": "json",
-        "compression": "zlib>10B",
+        "compression": "zstd>10B",
         "encryption": "aes-256-gcm (active key k2; keys k2,k1)",
     }
     assert B64_A not in repr(codec)
@@ -725,3 +730,25 @@ def test_keyring_accepts_non_active_keys_in_any_order() -> None:
 def test_codec_rejects_bad_settings(option: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=option):
         Codec(**{option: value})  # type: ignore[arg-type]
+
+
+def test_zlib_and_zstd_frames_both_open_whatever_the_writer_uses() -> None:
+    data = b"abc" * 10_000
+    for writer in ("zstd", "zlib"):
+        sealed = Codec(compression=writer).seal(data)
+        for reader in ("zstd", "zlib"):
+            assert Codec(compression=reader).open(sealed) == data
+
+
+def test_zstd_bomb_is_refused() -> None:
+    import zstandard
+
+    body = zstandard.ZstdCompressor(level=19).compress(b"0" * (8 << 20))
+    frame = with_crc(b"CV\x01\x04\x00" + body)
+    with pytest.raises(CorruptPayload, match="inflates past"):
+        Codec(max_payload_bytes=1 << 20).open(frame)
+
+
+def test_unknown_compression_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="compression must be one of"):
+        Codec(compression="lzma")

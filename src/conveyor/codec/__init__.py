@@ -9,7 +9,13 @@ so a damaged or foreign row quarantines its job instead of crashing a worker.
 from __future__ import annotations
 
 from conveyor.codec import frame as _frame
-from conveyor.codec.compression import compress, decompress
+from conveyor.codec.compression import (
+    METHODS,
+    compress,
+    decompress,
+    zstd_compress,
+    zstd_decompress,
+)
 from conveyor.codec.encryption import Keyring, generate_key
 from conveyor.codec.serializers import MAX_DEPTH_LIMIT, dumps, loads
 from conveyor.errors import ConfigurationError, CorruptPayload, PayloadTooLarge, UnknownKey
@@ -27,17 +33,19 @@ class Codec:
     Args:
         keyring: Encrypts new frames under its active key; ``None`` writes
             plaintext frames (encrypted frames then fail with ``UnknownKey``).
-        compress_above: Bodies longer than this many bytes are zlib-compressed
-            (kept only when that makes them smaller).
+        compress_above: Bodies longer than this many bytes are compressed (kept
+            only when that makes them smaller).
         max_payload_bytes: Largest serialized payload accepted by :meth:`seal`.
-        compression_level: zlib level 0-9; 1 keeps enqueue fast.
+        compression_level: level 0-9 (zlib) or 1-9 (zstd); 1 keeps enqueue fast.
+        compression: ``"zstd"`` (default: three times faster to decompress) or
+            ``"zlib"`` (stdlib only). Frames of either kind are always readable.
         max_depth: Deepest nesting of lists/dicts accepted by :meth:`dumps`.
 
     Raises:
         ConfigurationError: A setting is out of range.
     """
 
-    __slots__ = ("_compress_above", "_keyring", "_level", "_limit", "_max_depth")
+    __slots__ = ("_compress_above", "_keyring", "_level", "_limit", "_max_depth", "_method")
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class Codec:
         max_payload_bytes: int = 1 << 20,
         compression_level: int = 1,
         max_depth: int = 64,
+        compression: str = "zstd",
     ) -> None:
         if keyring is not None and not isinstance(keyring, Keyring):
             raise ConfigurationError(
@@ -57,6 +66,11 @@ class Codec:
         self._limit = _setting("max_payload_bytes", max_payload_bytes, 1, (1 << 31) - 1)
         self._level = _setting("compression_level", compression_level, 0, 9)
         self._max_depth = _setting("max_depth", max_depth, 1, MAX_DEPTH_LIMIT)
+        if compression not in METHODS:
+            raise ConfigurationError(
+                f"compression must be one of {', '.join(METHODS)}, got {compression!r}"
+            )
+        self._method = compression
 
     @property
     def encrypted(self) -> bool:
@@ -72,7 +86,7 @@ class Codec:
             encryption = f"aes-256-gcm (active key {self._keyring.active_id}; keys {ids})"
         return {
             "serializer": "json",
-            "compression": f"zlib>{self._compress_above}B",
+            "compression": f"{self._method}>{self._compress_above}B",
             "encryption": encryption,
         }
 
@@ -114,10 +128,13 @@ class Codec:
         flags = 0
         body = data
         if size > self._compress_above:
-            packed = compress(body, self._level)
+            zstd = self._method == "zstd"
+            packed = (
+                zstd_compress(body, max(self._level, 1)) if zstd else compress(body, self._level)
+            )
             if len(packed) < size:
                 body = packed
-                flags |= _frame.FLAG_COMPRESSED
+                flags |= _frame.FLAG_ZSTD if zstd else _frame.FLAG_COMPRESSED
         if self._keyring is None:
             return _frame.build(_frame.build_header(flags), body)
         flags |= _frame.FLAG_ENCRYPTED
@@ -159,7 +176,8 @@ class Codec:
                 raise UnknownKey(parsed.key_id)
             body = self._keyring.decrypt(parsed.key_id, body, parsed.header + bytes(aad))
         if parsed.compressed:
-            body = decompress(body, self._limit + INFLATE_SLACK)
+            inflate = zstd_decompress if parsed.compression == "zstd" else decompress
+            body = inflate(body, self._limit + INFLATE_SLACK)
         return body
 
     def __repr__(self) -> str:

@@ -5,8 +5,9 @@
     offset  size  field
     0       2     magic b"CV"
     2       1     version (1)
-    3       1     flags: bit0 = body is zlib-compressed, bit1 = body is encrypted;
-                  every other bit must be 0
+    3       1     flags: bit0 = body is zlib-compressed, bit1 = body is encrypted,
+                  bit2 = body is zstd-compressed (never with bit0); every other bit
+                  must be 0
     4       1     key-id length N (0 exactly when the body is not encrypted)
     5       N     key id, ASCII, ^[A-Za-z0-9_-]{1,32}$
     5+N     ...   body
@@ -28,8 +29,10 @@ from typing import Final, NamedTuple
 from conveyor.errors import CorruptPayload
 
 __all__ = [
+    "COMPRESSION_FLAGS",
     "FLAG_COMPRESSED",
     "FLAG_ENCRYPTED",
+    "FLAG_ZSTD",
     "MAGIC",
     "VERSION",
     "Frame",
@@ -42,7 +45,9 @@ MAGIC: Final = b"CV"
 VERSION: Final = 1
 FLAG_COMPRESSED: Final = 0x01
 FLAG_ENCRYPTED: Final = 0x02
-_KNOWN_FLAGS: Final = FLAG_COMPRESSED | FLAG_ENCRYPTED
+FLAG_ZSTD: Final = 0x04
+COMPRESSION_FLAGS: Final = FLAG_COMPRESSED | FLAG_ZSTD
+_KNOWN_FLAGS: Final = FLAG_COMPRESSED | FLAG_ENCRYPTED | FLAG_ZSTD
 _FIXED: Final = 5  # magic + version + flags + key-id length
 _CRC: Final = 4
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -58,8 +63,15 @@ class Frame(NamedTuple):
 
     @property
     def compressed(self) -> bool:
-        """Whether the body (after decryption) is zlib-compressed."""
-        return bool(self.flags & FLAG_COMPRESSED)
+        """Whether the body (after decryption) is compressed (zlib or zstd)."""
+        return bool(self.flags & COMPRESSION_FLAGS)
+
+    @property
+    def compression(self) -> str:
+        """``"zstd"``, ``"zlib"`` or ``""``."""
+        if self.flags & FLAG_ZSTD:
+            return "zstd"
+        return "zlib" if self.flags & FLAG_COMPRESSED else ""
 
     @property
     def encrypted(self) -> bool:
@@ -111,6 +123,8 @@ def parse(frame: bytes) -> Frame:
         raise CorruptPayload(f"unsupported frame version {version}; expected {VERSION}")
     if flags & ~_KNOWN_FLAGS:
         raise CorruptPayload(f"frame has unknown flag bits {flags:#04x}")
+    if flags & COMPRESSION_FLAGS == COMPRESSION_FLAGS:
+        raise CorruptPayload("frame claims two compressions at once")
     encrypted = bool(flags & FLAG_ENCRYPTED)
     if encrypted != (id_len > 0):
         raise CorruptPayload("frame key id does not match its encryption flag")
