@@ -837,3 +837,23 @@ def test_node_pruning_uses_the_heartbeat_index(store: SQLiteStore) -> None:
     )
 
     assert "nodes_heartbeat" in plan
+
+
+def test_large_payloads_live_apart_and_leave_with_their_job(
+    store: SQLiteStore, db_path: str
+) -> None:
+    big = job(payload=os.urandom(rows.INLINE_PAYLOAD_MAX + 1))
+    small = job(payload=b"tiny")
+    store.enqueue([big, small])
+    with sqlite3.connect(db_path) as raw:
+        kept = dict(raw.execute("SELECT id, length(payload) FROM jobs").fetchall())
+        apart = raw.execute("SELECT job_id FROM job_payloads").fetchall()
+    assert kept == {big.id: 0, small.id: 4} and apart == [(big.id,)]
+    leases = claim(store, limit=2)
+    assert {lease.job.payload for lease in leases} == {big.payload, small.payload}
+    assert store.complete([Completion(lease) for lease in leases]) == []
+    got = store.get(big.id)
+    assert got is not None and got.payload == big.payload
+    assert store.delete([big.id]) == 1
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT count(*) FROM job_payloads").fetchone() == (0,)

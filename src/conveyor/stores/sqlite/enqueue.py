@@ -27,10 +27,18 @@ from conveyor.job import (
     NewJob,
     find_cycle,
 )
-from conveyor.stores.sqlite.rows import COLUMN_LIST, JOB_COLUMNS, encode_ids, encode_tags, state_of
+from conveyor.stores.sqlite.rows import (
+    COLUMN_LIST,
+    INLINE_PAYLOAD_MAX,
+    JOB_COLUMNS,
+    encode_ids,
+    encode_tags,
+    state_of,
+)
 
 S = JobState
 
+_PUT_PAYLOAD: Final = "INSERT INTO job_payloads (job_id, payload) VALUES (?, ?)"
 INSERT_JOB: Final = f"INSERT INTO jobs ({COLUMN_LIST}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
 _STATES_OF = "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
 _UNIQUE_HOLD = """
@@ -198,6 +206,7 @@ def _initial_state(job: NewJob, now: float, plan: _Plan) -> JobState:
 
 def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: _Plan) -> None:
     rows: list[tuple[Any, ...]] = []
+    large: list[tuple[str, bytes]] = []
     edges: list[tuple[str, str]] = []
     unique: list[tuple[str, str, float | None]] = []
     idempotency: list[tuple[str, str, str, float]] = []
@@ -214,6 +223,8 @@ def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: _Plan) -
             edges.extend((job.id, d) for d in open_deps)
         reason = FailureReason.DEPENDENCY_FAILED.value if state in _ENDED_BADLY else None
         rows.append(_row(job, state, blocked_by, reason, now))
+        if len(job.payload) > INLINE_PAYLOAD_MAX:
+            large.append((job.id, job.payload))
         if job.unique_key:
             expires = None if job.unique_for is None else now + job.unique_for
             unique.append((job.unique_key, job.id, expires))
@@ -225,6 +236,8 @@ def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: _Plan) -
         cur.executemany(INSERT_JOB, rows)
     except sqlite3.IntegrityError as exc:
         raise InvalidOption("id", f"a job with one of these ids already exists ({exc})") from exc
+    if large:
+        cur.executemany(_PUT_PAYLOAD, large)
     if edges:
         cur.executemany(_PUT_DEPENDENCY, edges)
         cur.executemany(_MARK_DEPENDED_ON, [(d,) for d in {d for _, d in edges}])
@@ -242,7 +255,7 @@ def _row(
         job.id,
         job.queue,
         job.task,
-        job.payload,
+        job.payload if len(job.payload) <= INLINE_PAYLOAD_MAX else b"",
         state.value,
         job.priority,
         0,

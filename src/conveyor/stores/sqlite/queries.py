@@ -11,7 +11,7 @@ import functools
 from typing import Final
 
 from conveyor.job import JobState
-from conveyor.stores.sqlite.rows import COLUMN_LIST
+from conveyor.stores.sqlite.rows import SELECT_LIST
 
 S = JobState
 
@@ -33,7 +33,7 @@ WHERE rowid IN (
     WHERE state = 'pending' AND queue = ?4
     ORDER BY priority DESC, run_at, id
     LIMIT ?5)
-RETURNING {COLUMN_LIST}
+RETURNING {SELECT_LIST}
 """
 CLAIM_QUEUE_PLAN: Final = """
 SELECT rowid FROM jobs INDEXED BY jobs_claim
@@ -43,7 +43,7 @@ LIMIT ?
 """
 CLAIM_ONE: Final = f"""{_CLAIM_SET}
 WHERE id = ?4 AND state = 'pending'
-RETURNING {COLUMN_LIST}
+RETURNING {SELECT_LIST}
 """
 HEARTBEAT: Final = (
     f"UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE {_FENCE} "
@@ -144,8 +144,8 @@ WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id)
 """
 
 # management / read model ------------------------------------------------------------------
-GET: Final = f"SELECT {COLUMN_LIST} FROM jobs WHERE id = ?"
-GET_MANY: Final = f"SELECT {COLUMN_LIST} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+GET: Final = f"SELECT {SELECT_LIST} FROM jobs WHERE id = ?"
+GET_MANY: Final = f"SELECT {SELECT_LIST} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
 STATE_OF: Final = "SELECT state, has_dependents FROM jobs WHERE id = ?"
 REQUEST_CANCEL: Final = "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'processing'"
 CANCEL: Final = f"{_CANCEL_SET} WHERE id = ?"

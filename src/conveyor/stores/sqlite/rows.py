@@ -51,6 +51,16 @@ JOB_COLUMNS: Final = (
     "heartbeat_at",
 )
 COLUMN_LIST: Final = ", ".join(JOB_COLUMNS)
+"""Column names, for INSERT."""
+INLINE_PAYLOAD_MAX: Final = 2048
+"""Payloads longer than this are stored in ``job_payloads`` (see migration 0003)."""
+SELECT_LIST: Final = ", ".join(
+    "coalesce((SELECT p.payload FROM job_payloads p WHERE p.job_id = jobs.id), jobs.payload)"
+    if name == "payload"
+    else f"jobs.{name}"
+    for name in JOB_COLUMNS
+)
+"""Columns to read a whole Job (the payload from wherever it lives), for SELECT/RETURNING."""
 
 _STATES: Final = {state.value: state for state in JobState}
 _POLICIES: Final = {policy.value: policy for policy in DependencyPolicy}

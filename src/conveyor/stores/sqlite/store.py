@@ -72,7 +72,7 @@ from conveyor.stores.sqlite.operations import (
     search_filter,
 )
 from conveyor.stores.sqlite.rows import (
-    COLUMN_LIST,
+    SELECT_LIST,
     encode_error,
     encode_ids,
     job_from_row,
@@ -523,7 +523,7 @@ class SQLiteStore:
         order = "DESC" if query.newest_first else "ASC"
         count_sql = f"SELECT COUNT(*) FROM jobs WHERE {where}"
         page_sql = (
-            f"SELECT {COLUMN_LIST} FROM jobs WHERE {where} "
+            f"SELECT {SELECT_LIST} FROM jobs WHERE {where} "
             f"ORDER BY created_at {order}, id {order} LIMIT ? OFFSET ?"
         )
 
