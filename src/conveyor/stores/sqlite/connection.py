@@ -123,6 +123,10 @@ def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+AUTOCHECKPOINT_PAGES = 10_000
+"""A commit that finds the WAL this long (~40 MiB) checkpoints it itself."""
+
+
 def open_connection(settings: Settings) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL, the chosen ``synchronous`` and busy timeout.
 
@@ -149,6 +153,9 @@ def open_connection(settings: Settings) -> sqlite3.Connection:
         # RETURNING and IN (subquery) build small ephemeral tables; on the default
         # temp_store=FILE each one costs temp-file system calls (5x the claim's cost).
         conn.execute("PRAGMA temp_store = MEMORY")
+        # Checkpoints (and their fsync) run on a background thread in consuming
+        # processes (see store.Checkpointer); this is only the safety net.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES:d}")
         conn.create_function("conveyor_token", 0, new_token)
         conn.create_function("conveyor_lower", 1, _lower, deterministic=True)
     except BaseException:

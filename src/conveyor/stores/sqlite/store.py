@@ -50,6 +50,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite import schema
+from conveyor.stores.sqlite.checkpoint import Checkpointer
 from conveyor.stores.sqlite.connection import (
     Settings,
     make_settings,
@@ -127,6 +128,7 @@ class SQLiteStore:
         self._schema_version: int | None = None
         self._wake = WakeChannel(self.path)
         self._gate = WriterGate(self.path)
+        self._checkpointer: Checkpointer | None = None
         _STORES.add(self)
 
     @classmethod
@@ -272,6 +274,9 @@ class SQLiteStore:
         self._local.held = None
         self._wake.close()
         self._gate.close()
+        if self._checkpointer is not None and self._checkpointer.pid == pid:
+            self._checkpointer.stop()
+        self._checkpointer = None
 
     def info(self) -> StoreInfo:
         """Driver, file, the durability level actually in force, and the schema version."""
@@ -468,7 +473,10 @@ class SQLiteStore:
         """Block on the wake-up socket until an enqueue notifies or ``timeout`` passes.
 
         Any new work wakes every waiter whatever its queues; the claim sorts it out.
+        The first wait in a process also starts its background checkpointer.
         """
+        if self._checkpointer is None or self._checkpointer.pid != os.getpid():
+            self._checkpointer = Checkpointer(lambda: open_connection(self.settings))
         try:
             return self._wake.wait(timeout)
         except OSError as exc:
