@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
@@ -311,6 +310,8 @@ class App:
         data = self.encode_arguments(args, kwargs, piped_from)
         fingerprint = ""
         if options.idempotency_key:
+            import hashlib  # only idempotent enqueues need it (it loads OpenSSL)
+
             fingerprint = hashlib.sha256(task.name.encode() + b"\0" + data).hexdigest()
         tags = validation.tags((*defaults.tags, *options.tags))
         return NewJob(

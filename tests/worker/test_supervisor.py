@@ -9,8 +9,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from conveyor import App, FakeClock, JobState
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.stores.base import ClaimParams, Completion, JobQuery
 from conveyor.stores.memory import MemoryStore
+from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.scaling import Autoscaler, suggest_workers
 from conveyor.worker.slot import CurrentJob, JobSlot
@@ -28,8 +27,8 @@ from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Command, Supervisor
 @dataclass
 class FakeChild:
     pid: int
-    conn: Connection
-    writer: Connection
+    conn: ReportReader
+    writer: ReportWriter
     signals: list[int] = field(default_factory=list)
     status: int | None = None
     job: CurrentJob | None = None
@@ -49,7 +48,7 @@ class FakeChild:
             self.status = -signal.SIGKILL
 
     def report(self, kind: str, **data: Any) -> None:
-        self.writer.send((kind, data))
+        self.writer.send(kind, data)
 
 
 class FakeLauncher:
@@ -58,8 +57,8 @@ class FakeLauncher:
         self.settings: list[WorkerSettings] = []
 
     def launch(self, slot: int, settings: WorkerSettings) -> FakeChild:
-        reader, writer = Pipe(duplex=False)
-        child = FakeChild(pid=1000 + len(self.children), conn=reader, writer=writer)
+        reader, write_fd = report_pipe()
+        child = FakeChild(pid=1000 + len(self.children), conn=reader, writer=ReportWriter(write_fd))
         self.children.append(child)
         self.settings.append(settings)
         return child

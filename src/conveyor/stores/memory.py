@@ -8,7 +8,7 @@ survives the process.
 from __future__ import annotations
 
 import dataclasses
-import secrets
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -274,7 +274,7 @@ class MemoryStore:
             leases = []
             for job in chosen:
                 check_transition(job.id, job.state, S.PROCESSING)
-                token = secrets.token_hex(16)
+                token = os.urandom(16).hex()
                 expires = now + params.lease_for
                 claimed = dataclasses.replace(
                     job,

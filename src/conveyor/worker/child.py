@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from conveyor.job import Lease
 if TYPE_CHECKING:
     from conveyor.app import App
     from conveyor.config import WorkerSettings
+from conveyor.worker.channel import ReportWriter
 from conveyor.worker.reporting import WorkerStats, rss_bytes
 from conveyor.worker.slot import JobSlot
 
@@ -57,7 +57,7 @@ def die_with_parent(parent: int) -> None:
 class PipeReporter:
     """Sends events to the supervisor; a broken pipe means it is gone, so we go too."""
 
-    def __init__(self, conn: Connection, slot: JobSlot, parent: int) -> None:
+    def __init__(self, conn: ReportWriter, slot: JobSlot, parent: int) -> None:
         self.conn = conn
         self.slot = slot
         self.parent = parent
@@ -66,9 +66,8 @@ class PipeReporter:
     def send(self, kind: str, **data: Any) -> None:
         """One message; exits the process if the supervisor cannot be reached."""
         try:
-            with self._lock:
-                self.conn.send((kind, data))
-        except (OSError, EOFError, ValueError):
+            self.conn.send(kind, data)
+        except (OSError, ValueError):
             os._exit(1)
 
     def job_started(self, lease: Lease, timeout: float | None) -> None:
@@ -155,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-format", default="text")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
-    reporter = PipeReporter(Connection(args.fd, readable=False), JobSlot(args.slot_fd), args.parent)
+    reporter = PipeReporter(ReportWriter(args.fd), JobSlot(args.slot_fd), args.parent)
 
     from conveyor.config import WorkerSettings
     from conveyor.errors import ConveyorError

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 import threading
 import time
@@ -72,7 +71,7 @@ class Worker:
         """True when a burst run ended because its queues were empty."""
         self.store = app.store
         self.worker_id = settings.worker_id or (
-            f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+            f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
         )
         self.queue_spec = parse_queues(settings.queues)
         self.selector = QueueSelector(self.queue_spec)

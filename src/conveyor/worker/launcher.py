@@ -16,11 +16,10 @@ import os
 import signal
 import subprocess
 import sys
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config import WorkerSettings
+from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.slot import CurrentJob, JobSlot
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ class ChildProcess(Protocol):
     """A running child as the supervisor sees it."""
 
     pid: int
-    conn: Connection
+    conn: ReportReader
     """Read end of the child's report pipe."""
 
     def poll(self) -> int | None:
@@ -68,7 +67,7 @@ class PopenChild:
     """A child started with :mod:`subprocess`."""
 
     proc: subprocess.Popen[bytes]
-    conn: Connection
+    conn: ReportReader
     pid: int
     slot: JobSlot
 
@@ -115,7 +114,7 @@ class ExecLauncher:
 
     def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
         """Spawn the child with the write end of a fresh pipe."""
-        reader, writer = Pipe(duplex=False)
+        reader, writer = report_pipe()
         job_slot = JobSlot.create()
         fields = dataclasses.asdict(settings)
         fields["worker_id"] = settings.worker_id or ""
@@ -126,7 +125,7 @@ class ExecLauncher:
             "--app",
             self.app_spec,
             "--fd",
-            str(writer.fileno()),
+            str(writer),
             "--slot-fd",
             str(job_slot.fd),
             "--parent",
@@ -143,7 +142,7 @@ class ExecLauncher:
         try:
             proc = subprocess.Popen(
                 command,
-                pass_fds=(writer.fileno(), job_slot.fd),
+                pass_fds=(writer, job_slot.fd),
                 close_fds=True,
                 stdin=subprocess.DEVNULL,
             )
@@ -152,7 +151,7 @@ class ExecLauncher:
             job_slot.close()
             raise
         finally:
-            writer.close()
+            os.close(writer)
         return PopenChild(proc, reader, proc.pid, job_slot)
 
 
@@ -161,7 +160,7 @@ class ForkedChild:
     """A child forked from the supervisor."""
 
     pid: int
-    conn: Connection
+    conn: ReportReader
     slot: JobSlot
     status: int | None = None
 
@@ -217,7 +216,7 @@ class ForkLauncher:
         """Fork (or, after a reload, exec) one child."""
         if self.reloaded:
             return self.fresh.launch(slot, settings)
-        reader, writer = Pipe(duplex=False)
+        reader, writer = report_pipe()
         job_slot = JobSlot.create()
         parent = os.getpid()
         pid = os.fork()
@@ -230,12 +229,12 @@ class ForkLauncher:
                 logging.getLogger("conveyor.worker").exception("worker child failed")
             finally:
                 os._exit(code)
-        writer.close()
+        os.close(writer)
         return ForkedChild(pid, reader, job_slot)
 
 
 def _forked_child(
-    app: App, settings: WorkerSettings, writer: Connection, job_slot: JobSlot, parent: int
+    app: App, settings: WorkerSettings, writer: int, job_slot: JobSlot, parent: int
 ) -> int:
     from conveyor.worker.child import PipeReporter, die_with_parent, run_child
 
@@ -243,7 +242,7 @@ def _forked_child(
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
     die_with_parent(parent)
-    return run_child(app, settings, PipeReporter(writer, job_slot, parent))
+    return run_child(app, settings, PipeReporter(ReportWriter(writer), job_slot, parent))
 
 
 def kill_quietly(child: ChildProcess) -> None:

@@ -19,7 +19,7 @@ import enum
 import logging
 import os
 import random
-import secrets
+import select
 import signal
 import socket
 import time
@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection, wait
 from types import FrameType
 
 from conveyor.app import App
@@ -120,7 +119,7 @@ class Supervisor:
         self.settings = settings
         self.launcher = launcher
         self.store: Store = app.store
-        self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(2).hex()}"
         self.queues = parse_queues(settings.queues).names
         bounds = settings.autoscale_bounds()
         self.autoscaler = Autoscaler(*bounds) if bounds else None
@@ -210,13 +209,12 @@ class Supervisor:
     def _read_reports(self, now: float) -> None:
         for child in list(self.children.values()):
             child.job = child.proc.current_job()
-            conn = child.proc.conn
             try:
-                while conn.poll():
-                    kind, data = conn.recv()
-                    self._on_report(child, kind, data, now)
-            except (EOFError, OSError):
-                continue  # the pipe closed: the child is exiting; _reap handles it
+                reports = child.proc.conn.read()
+            except OSError:
+                continue  # the pipe broke: the child is exiting; _reap handles it
+            for kind, data in reports:
+                self._on_report(child, kind, data, now)
 
     def _on_report(self, child: Child, kind: str, data: dict[str, object], now: float) -> None:
         child.last_seen = now
@@ -547,11 +545,13 @@ class Supervisor:
                 self.tick(time.monotonic())
                 if self.finished:
                     break
-                waitables: list[Connection | socket.socket] = [wakeup]
-                waitables.extend(c.proc.conn for c in self.children.values())
-                for ready in wait(waitables, timeout=tick_every):
-                    if ready is wakeup:
-                        _drain(wakeup)
+                fds = [wakeup.fileno()]
+                fds += [
+                    c.proc.conn.fileno() for c in self.children.values() if not c.proc.conn.closed
+                ]
+                ready, _, _ = select.select(fds, [], [], tick_every)
+                if fds[0] in ready:
+                    _drain(wakeup)
         log.info("supervisor %s stopped", self.node_id)
         return self.exit_code
 

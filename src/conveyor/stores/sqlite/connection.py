@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -115,7 +114,7 @@ def parse_dsn(dsn: str) -> Settings:
 
 def new_token() -> str:
     """A fresh lease token; registered as ``conveyor_token()`` so one UPDATE can mint many."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def _lower(value: object) -> str | None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import math
 import os
-import secrets
 import select
 import socket
 import tempfile
@@ -42,6 +40,8 @@ def wake_directory(db_path: str) -> str:
     directory = real + ".wake"
     if len(os.fsencode(directory)) + 1 + _NAME_MAX <= _SUN_PATH_MAX:
         return directory
+    import hashlib  # only for over-long paths
+
     digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:24]
     return os.path.join(tempfile.gettempdir(), f"conveyor-wake-{digest}")
 
@@ -79,7 +79,7 @@ class _Waiter:
     def _bind(self, directory: str) -> str:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         while True:
-            path = os.path.join(directory, f"{self.pid}-{secrets.token_hex(4)}{_SUFFIX}")
+            path = os.path.join(directory, f"{self.pid}-{os.urandom(4).hex()}{_SUFFIX}")
             try:
                 self.sock.bind(path)
             except OSError as exc:
