@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest install install-dev clean
+.PHONY: demo test lint typecheck pytest install install-dev servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 ## test: create .venv, install dev tools, then ruff, mypy (strict) and pytest
-test: install-dev lint typecheck pytest
+test: install-dev servers lint typecheck pytest
+
+## servers: install redis-server and PostgreSQL from Debian packages when missing
+servers:
+	bash scripts/ensure-servers
 
 lint: install-dev
 	$(BIN)/ruff check src tests examples bench
