@@ -112,7 +112,7 @@ def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
             str(log),
             "--protected-mode",
             "yes",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -179,7 +179,7 @@ def _ensure_user() -> str | None:
                 "--shell",
                 "/usr/sbin/nologin",
                 PG_USER,
-            ],  # fmt: skip
+            ],
             check=True,
             capture_output=True,
         )
@@ -217,7 +217,7 @@ def _start_postgres_process(server: PostgresServer) -> subprocess.Popen[bytes]:
             "full_page_writes=off",
             "-c",
             "max_connections=200",
-        ],  # fmt: skip
+        ],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         user=server.run_as,
@@ -255,7 +255,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             "-E",
             "UTF8",
             "--locale=C",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         user=user,

@@ -11,7 +11,7 @@ from conveyor.clock import FakeClock
 from conveyor.job import NewJob
 from conveyor.stores.base import Store
 
-from .support import STORE_FACTORIES, new_job, open_test_store
+from .support import SERVER_FIXTURES, STORE_FACTORIES, new_job, open_test_store
 
 __all__ = ["STORE_FACTORIES"]
 
@@ -25,7 +25,9 @@ def clock() -> FakeClock:
 @pytest.fixture(params=list(STORE_FACTORIES), ids=list(STORE_FACTORIES))
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     """A fresh, migrated store of each registered driver; closed after the test."""
-    instance = open_test_store(request.param, tmp_path / "store", clock)
+    fixture = SERVER_FIXTURES.get(request.param)
+    dsn = request.getfixturevalue(fixture) if fixture else None
+    instance = open_test_store(request.param, tmp_path / "store", clock, dsn)
     try:
         yield instance
     finally:

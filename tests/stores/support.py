@@ -6,6 +6,7 @@ package then runs on it, and the model-based test compares it with the memory st
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,35 +16,64 @@ from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, Lease, NewJob
 from conveyor.stores.base import ClaimParams, JobQuery, Store
 
-StoreFactory = Callable[[Path, FakeClock], Store]
+StoreFactory = Callable[[Path, FakeClock, "str | None"], Store]
+"""factory(fresh directory, clock, server DSN or None) -> store."""
 
 
-def _memory(directory: Path, clock: FakeClock) -> Store:
+def _memory(directory: Path, clock: FakeClock, dsn: str | None) -> Store:
     from conveyor.stores.memory import MemoryStore
 
     return MemoryStore(clock=clock)
 
 
-def _sqlite(directory: Path, clock: FakeClock) -> Store:
+def _sqlite(directory: Path, clock: FakeClock, dsn: str | None) -> Store:
     from conveyor.stores.sqlite import SQLiteStore
 
     return SQLiteStore(directory / "conveyor.db", clock=clock)
+
+
+def _from_dsn(directory: Path, clock: FakeClock, dsn: str | None) -> Store:
+    from conveyor.stores import open_store
+
+    assert dsn is not None
+    return open_store(dsn, clock=clock)
+
+
+def _file(directory: Path, clock: FakeClock, dsn: str | None) -> Store:
+    from conveyor.stores import open_store
+
+    return open_store(f"file://{directory / 'jobs'}", clock=clock)
 
 
 STORE_FACTORIES: dict[str, StoreFactory] = {
     "memory": _memory,
     "sqlite": _sqlite,
 }
-"""Driver name -> factory(fresh directory, clock). Drivers import lazily (optional extras)."""
+"""Driver name -> factory. Drivers import lazily (optional extras)."""
+
+SERVER_FIXTURES: dict[str, str] = {"postgresql": "postgres_dsn", "redis": "redis_url"}
+"""Drivers that need a server: the fixture that gives each test its own DSN."""
+
+for _name, _module, _factory in (
+    ("postgresql", "conveyor.stores.postgres", _from_dsn),
+    ("redis", "conveyor.stores.redis", _from_dsn),
+    ("file", "conveyor.stores.file", _file),
+):
+    # A driver joins the suite as soon as its package exists.
+    if importlib.util.find_spec(_module) is not None:
+        STORE_FACTORIES[_name] = _factory
+
+LOCAL_DRIVERS: list[str] = [name for name in STORE_FACTORIES if name not in SERVER_FIXTURES]
+"""Drivers that need no server: the tests that open stores themselves run on these."""
 
 REFERENCE_DRIVER = "memory"
 """The driver whose behaviour is the reference semantics (model-based test)."""
 
 
-def open_test_store(name: str, directory: Path, clock: FakeClock) -> Store:
+def open_test_store(name: str, directory: Path, clock: FakeClock, dsn: str | None = None) -> Store:
     """A fresh, migrated store of driver ``name`` in ``directory``, judged by ``clock``."""
     directory.mkdir(parents=True, exist_ok=True)
-    store = STORE_FACTORIES[name](directory, clock)
+    store = STORE_FACTORIES[name](directory, clock, dsn)
     store.migrate()
     return store
 

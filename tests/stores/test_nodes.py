@@ -10,9 +10,15 @@ import pytest
 from conveyor.clock import FakeClock
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 
-from .support import REFERENCE_DRIVER, STORE_FACTORIES, add, must_get, open_test_store
+from .support import (
+    LOCAL_DRIVERS,
+    REFERENCE_DRIVER,
+    add,
+    must_get,
+    open_test_store,
+)
 
-PERSISTENT_DRIVERS = [name for name in STORE_FACTORIES if name != REFERENCE_DRIVER]
+PERSISTENT_DRIVERS = [name for name in LOCAL_DRIVERS if name != REFERENCE_DRIVER]
 """Drivers whose data outlives the store object (the memory store keeps nothing)."""
 
 

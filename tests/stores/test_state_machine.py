@@ -50,7 +50,7 @@ from conveyor.job import (
 )
 from conveyor.stores.base import ClaimParams, Completion, RescueParams, Store
 
-from .support import REFERENCE_DRIVER, STORE_FACTORIES, new_id, open_test_store
+from .support import LOCAL_DRIVERS, REFERENCE_DRIVER, new_id, open_test_store
 
 T = TypeVar("T")
 S = JobState
@@ -417,7 +417,7 @@ def _machine(driver: str, root: Path) -> type[StoreComparison]:
     return Machine
 
 
-@pytest.mark.parametrize("driver", list(STORE_FACTORIES))
+@pytest.mark.parametrize("driver", LOCAL_DRIVERS)
 def test_driver_matches_the_reference_store(driver: str, tmp_path: Path) -> None:
     """Also run for the reference itself: that checks the invariants on the memory store."""
     run_state_machine_as_test(_machine(driver, tmp_path), settings=MACHINE_SETTINGS)

@@ -12,7 +12,7 @@ from conveyor.errors import InvalidJob
 from conveyor.job import JobState, NewJob
 from conveyor.stores.base import Store, StoreInfo
 
-from .support import STORE_FACTORIES, add, count_jobs, must_get, open_test_store
+from .support import LOCAL_DRIVERS, add, count_jobs, must_get, open_test_store
 
 
 def test_the_driver_implements_the_protocol(store: Store) -> None:
@@ -39,7 +39,7 @@ def test_info_names_the_driver_and_durability(store: Store) -> None:
     assert info.durability
 
 
-@pytest.mark.parametrize("driver", list(STORE_FACTORIES))
+@pytest.mark.parametrize("driver", LOCAL_DRIVERS)
 def test_close_is_safe_to_call_twice(driver: str, tmp_path: Path) -> None:
     instance = open_test_store(driver, tmp_path / "store", FakeClock())
     add(instance)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -30,6 +32,17 @@ def open_store(dsn: str, *, clock: Clock | None = None) -> Store:
         from conveyor.stores.sqlite import SQLiteStore
 
         return SQLiteStore.from_dsn(dsn, clock=clock)
+    driver = {
+        "postgresql": ("conveyor.stores.postgres", "PostgresStore", "postgres"),
+        "postgres": ("conveyor.stores.postgres", "PostgresStore", "postgres"),
+        "redis": ("conveyor.stores.redis", "RedisStore", "redis"),
+        "rediss": ("conveyor.stores.redis", "RedisStore", "redis"),
+        "file": ("conveyor.stores.file", "FileStore", ""),
+    }.get(scheme)
+    if driver is not None and importlib.util.find_spec(driver[0]) is not None:
+        module = importlib.import_module(driver[0])
+        store: Store = getattr(module, driver[1]).from_dsn(dsn, clock=clock)
+        return store
     if scheme in SCHEMES:
         raise ConfigurationError(
             f"the {scheme!r} store is not available in this version; "
