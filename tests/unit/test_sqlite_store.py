@@ -25,7 +25,7 @@ from conveyor.errors import (
 )
 from conveyor.ids import IdGenerator
 from conveyor.job import JobError, JobState, NewJob
-from conveyor.stores import open_store
+from conveyor.stores import open_store, wakeup
 from conveyor.stores.base import (
     ClaimParams,
     Completion,
@@ -34,9 +34,9 @@ from conveyor.stores.base import (
     RescueParams,
     WorkerInfo,
 )
-from conveyor.stores.sqlite import SQLiteStore, queries, rows, schema, wakeup
+from conveyor.stores.sqlite import SQLiteStore, queries, rows, schema
 from conveyor.stores.sqlite.connection import parse_dsn
-from conveyor.stores.sqlite.wakeup import WakeChannel
+from conveyor.stores.wakeup import WakeChannel
 
 S = JobState
 FORK = multiprocessing.get_context("fork")

@@ -80,7 +80,7 @@ from conveyor.stores.sqlite.rows import (
     node_from_json,
     node_params,
 )
-from conveyor.stores.sqlite.wakeup import WakeChannel
+from conveyor.stores.wakeup import WakeChannel
 
 S = JobState
 P = ParamSpec("P")
