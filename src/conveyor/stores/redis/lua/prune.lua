@@ -1,0 +1,37 @@
+-- ARGV: prefix, now, limit, cutoff completed, cutoff failed, cutoff cancelled ('' = keep)
+-- Deletes terminal jobs finished at or before their cutoff, then orphaned key holds.
+-- Returns {jobs deleted, orphans deleted}.
+local now, limit = ARGV[2], tonumber(ARGV[3])
+local nowf = tonumber(now)
+local states = {'completed', 'failed', 'cancelled'}
+local deleted = 0
+for i, state in ipairs(states) do
+  local cutoff = ARGV[3 + i]
+  if cutoff ~= '' and deleted < limit then
+    local ids = redis.call('ZRANGEBYSCORE', P .. ':finished:' .. state, '-inf', cutoff,
+      'LIMIT', 0, limit - deleted)
+    for _, id in ipairs(ids) do
+      drop_job(id)
+      redis.call('DEL', P .. ':dependents:' .. id)
+      deleted = deleted + 1
+    end
+  end
+end
+local orphans = 0
+for _, kind in ipairs({'unique', 'idem'}) do
+  local set = P .. ':' .. kind .. 's'
+  for _, name in ipairs(redis.call('SMEMBERS', set)) do
+    local key = P .. ':' .. kind .. ':' .. name
+    local h = redis.call('HMGET', key, 'job', 'expires')
+    local gone = (not h[1]) or redis.call('EXISTS', jkey(h[1])) == 0
+    if not gone and h[2] and h[2] ~= '' and tonumber(h[2]) <= nowf then
+      gone = true
+    end
+    if gone then
+      redis.call('DEL', key)
+      redis.call('SREM', set, name)
+      orphans = orphans + 1
+    end
+  end
+end
+return {deleted, orphans}

@@ -1,0 +1,21 @@
+-- ARGV: prefix, now, id, token, target ('pending' or 'scheduled'), run_at ('' keep), rk
+local id, token, target = ARGV[3], ARGV[4], ARGV[5]
+if not held(id, token) then
+  return redis.error_reply('CONVEYOR_LEASE_LOST ' .. id)
+end
+local jk = jkey(id)
+local attempt = tonumber(redis.call('HGET', jk, 'attempt')) - 1
+if attempt < 0 then
+  attempt = 0
+end
+redis.call('HSET', jk, 'attempt', attempt)
+if ARGV[6] ~= '' then
+  redis.call('HSET', jk, 'run_at', ARGV[6], 'rk', ARGV[7])
+end
+redis.call('HDEL', jk, 'lease_token', 'lease_expires_at', 'worker_id', 'started_at',
+  'heartbeat_at')
+move(id, target)
+if target == 'pending' then
+  wake()
+end
+return 1

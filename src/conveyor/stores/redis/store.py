@@ -1,0 +1,666 @@
+"""The Redis store: one Lua script per state change, sorted sets for order and due times.
+
+Every write is one ``EVALSHA`` of a script in ``lua/`` (atomic on the server and fenced
+by the lease token); reads are plain commands. All keys start with the DSN's ``prefix``
+(default ``conveyor``). Semantics follow :mod:`conveyor.stores.base` and the reference
+:class:`~conveyor.stores.memory.MemoryStore`. The client is created lazily and again
+after a fork, so a child process never shares its parent's sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.commands.core import Script
+
+from conveyor.clock import Clock, SystemClock
+from conveyor.errors import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidOption,
+    LeaseLost,
+    StoreUnavailable,
+    UnknownDependency,
+)
+from conveyor.job import (
+    EnqueueResult,
+    FailureReason,
+    Job,
+    JobError,
+    JobState,
+    Lease,
+    NewJob,
+    StateCounts,
+    check_no_cycle,
+)
+from conveyor.stores.base import (
+    CancelResult,
+    Capabilities,
+    ClaimParams,
+    Completion,
+    HeartbeatResult,
+    JobQuery,
+    NodeInfo,
+    Page,
+    PruneParams,
+    PruneResult,
+    RescueParams,
+    RescueResult,
+    StageResult,
+    StoreInfo,
+)
+from conveyor.stores.memory import _dependencies_first, _matches, _page_bounds, _unique_ids
+from conveyor.stores.redis import codec, scripts
+from conveyor.stores.sqlite.rows import node_from_json, node_params
+
+log = logging.getLogger("conveyor.stores.redis")
+
+S = JobState
+SCHEMA_VERSION = 1
+DEFAULT_PREFIX = "conveyor"
+# Clients inherited through fork: never used or closed in the child (closing could disturb
+# the parent's sockets); kept referenced so garbage collection leaves them alone too.
+_INHERITED: list[redis.Redis] = []
+_ERROR_CODES = (
+    "CONVEYOR_UNKNOWN_DEPENDENCY",
+    "CONVEYOR_IDEMPOTENCY_CONFLICT",
+    "CONVEYOR_DUPLICATE_ID",
+    "CONVEYOR_LEASE_LOST",
+)
+
+
+def parse_dsn(dsn: str) -> tuple[str, str]:
+    """Split ``redis://…?prefix=p`` into (URL for redis-py without ``prefix``, prefix)."""
+    parts = urlsplit(dsn)
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        raise ConfigurationError(f"not a Redis DSN: {parts.scheme}://…")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "prefix"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
+    if not prefix:
+        raise ConfigurationError("the Redis DSN's prefix parameter must not be empty")
+    rest = urlencode([(key, value) for key, value in query if key != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def safe_location(url: str, prefix: str) -> str:
+    """The URL without password, with the prefix, for ``conveyor info``."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}?prefix={prefix}"
+
+
+def durability_text(appendonly: str | None, appendfsync: str | None) -> tuple[str, bool]:
+    """The durability level from the AOF settings, and whether it is the strongest."""
+    if appendonly is None:
+        return "unknown (CONFIG GET is not allowed; check appendonly/appendfsync)", False
+    if appendonly != "yes":
+        return (
+            "not durable (no AOF): jobs since the last RDB snapshot are lost if Redis stops",
+            False,
+        )
+    if appendfsync == "always":
+        return "fully durable (AOF, appendfsync always)", True
+    if appendfsync == "everysec":
+        return (
+            "up to 1 s of acknowledged jobs may be lost on power loss (AOF everysec)",
+            False,
+        )
+    return (
+        f"acknowledged jobs may be lost on power loss (AOF appendfsync {appendfsync}; "
+        "the OS decides when to flush)",
+        False,
+    )
+
+
+def _check_policy(policy: str | None) -> None:
+    if policy is not None and policy != "noeviction":
+        raise ConfigurationError(
+            f"Redis maxmemory-policy is {policy!r}, which can evict keys and silently drop "
+            "jobs; set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction "
+            "and in redis.conf) to use Redis as a Conveyor store"
+        )
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Connection problems become StoreUnavailable; script errors become Conveyor errors."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+    except redis.ResponseError as exc:
+        _raise_script_error(exc)
+        if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("OOM"):
+            raise StoreUnavailable(f"Redis refused the write: {exc}") from exc
+        raise
+
+
+def _raise_script_error(exc: redis.ResponseError) -> None:
+    message = str(exc)
+    for code in _ERROR_CODES:
+        at = message.find(code)
+        if at < 0:
+            continue
+        args = message[at + len(code) :].strip().split(" ", 1)
+        if code == "CONVEYOR_UNKNOWN_DEPENDENCY":
+            raise UnknownDependency(args[0]) from exc
+        if code == "CONVEYOR_IDEMPOTENCY_CONFLICT":
+            raise IdempotencyConflict(args[1] if len(args) > 1 else "", args[0]) from exc
+        if code == "CONVEYOR_DUPLICATE_ID":
+            raise InvalidOption(
+                "id", f"a job with id {args[0]} already exists (ids must be unique)"
+            ) from exc
+        raise LeaseLost(args[0]) from exc
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore:
+    """A Store in one Redis database, under a key prefix; shared by many processes."""
+
+    capabilities = Capabilities(transactional_enqueue=False, blocking_wait=True, shared=True)
+
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock | None = None):
+        self.url = url
+        self.prefix = prefix
+        self.clock: Clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Script] = {}
+        self._durability: str | None = None
+        self._policy: str | None = None
+
+    @classmethod
+    def from_dsn(cls, dsn: str, clock: Clock | None = None) -> RedisStore:
+        """Open ``redis://[:password@]host:port/db?prefix=name`` (also ``rediss://``)."""
+        url, prefix = parse_dsn(dsn)
+        return cls(url, prefix=prefix, clock=clock)
+
+    # connection ----------------------------------------------------------------------------
+    def _redis(self) -> redis.Redis:
+        """The client of this process, created (and checked) on first use after a fork."""
+        pid = os.getpid()
+        client = self._client
+        if client is not None and self._pid == pid:
+            return client
+        with self._lock:
+            if self._client is not None and self._pid == pid:
+                return self._client
+            if self._client is not None:
+                _INHERITED.append(self._client)
+                self._client = None
+            client = redis.Redis.from_url(self.url, decode_responses=False)
+            with _guard():
+                self._check_server(client)
+            self._scripts = {
+                name: client.register_script(text) for name, text in scripts.all_sources().items()
+            }
+            self._client = client
+            self._pid = pid
+            return client
+
+    def _check_server(self, client: redis.Redis) -> None:
+        """Refuse eviction policies; work out (and log) the durability level."""
+        settings: dict[str, str | None] = {}
+        for name in ("maxmemory-policy", "appendonly", "appendfsync"):
+            try:
+                reply = client.config_get(name)
+            except redis.ResponseError:
+                settings[name] = None
+                continue
+            value = {_text(k): _text(v) for k, v in reply.items()}.get(name)
+            settings[name] = value
+        self._policy = settings["maxmemory-policy"]
+        _check_policy(self._policy)
+        if self._policy is None:
+            log.warning(
+                "Redis store %s: CONFIG GET is not allowed, so maxmemory-policy cannot be "
+                "checked; make sure it is noeviction or jobs may be evicted",
+                self.prefix,
+            )
+        text, strongest = durability_text(settings["appendonly"], settings["appendfsync"])
+        self._durability = text
+        if strongest:
+            log.info("Redis store %s: durability is %s", self.prefix, text)
+        else:
+            log.warning("Redis store %s: durability is %s", self.prefix, text)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _run(self, name: str, args: Sequence[str | bytes | int | float]) -> Any:
+        client = self._redis()
+        with _guard():
+            return self._scripts[name](keys=[], args=[self.prefix, *args], client=client)
+
+    def _now(self, now: float | None) -> float:
+        return self.clock.now() if now is None else now
+
+    # lifecycle ---------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Record the layout version (``{prefix}:schema``); idempotent."""
+        client = self._redis()
+        with _guard():
+            client.set(self._key("schema"), str(SCHEMA_VERSION), nx=True)
+            stored = int(client.get(self._key("schema")) or SCHEMA_VERSION)
+        if stored > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"the Redis keys under {self.prefix!r} use layout version {stored}, newer than "
+                f"this Conveyor ({SCHEMA_VERSION}); upgrade Conveyor"
+            )
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Drop this process's connections; safe to call twice."""
+        with self._lock:
+            client, self._client = self._client, None
+            if client is not None:
+                if self._pid == os.getpid():
+                    client.close()
+                else:
+                    _INHERITED.append(client)
+            self._pid = -1
+
+    def info(self) -> StoreInfo:
+        """Driver, location (no password), durability from the AOF settings."""
+        self._redis()
+        return StoreInfo(
+            "redis",
+            safe_location(self.url, self.prefix),
+            self._durability or "unknown",
+            SCHEMA_VERSION,
+            {"maxmemory-policy": self._policy or "unknown", "prefix": self.prefix},
+        )
+
+    def now(self) -> float:
+        """The injected clock."""
+        return self.clock.now()
+
+    # producers -----------------------------------------------------------------------------
+    def enqueue(
+        self, jobs: Sequence[NewJob], *, connection: object | None = None, now: float | None = None
+    ) -> list[EnqueueResult]:
+        """Insert the batch in one script: validation first, then every write."""
+        if connection is not None:
+            raise ConfigurationError(
+                "the Redis store cannot join a database transaction; use the postgresql store"
+            )
+        if not jobs:
+            return []
+        if len({job.id for job in jobs}) != len(jobs):
+            raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
+        check_no_cycle(jobs)
+        t = self._now(now)
+        ordered = _dependencies_first(jobs)
+        args: list[str | bytes] = [codec.num(t), str(len(ordered))]
+        for job in ordered:
+            run_at = t if job.run_at is None else job.run_at
+            args += [
+                job.id,
+                job.queue,
+                job.task,
+                job.payload,
+                str(job.priority),
+                str(job.max_attempts),
+                codec.num(run_at),
+                codec.sort_key(run_at),
+                "1" if job.run_at is not None and job.run_at > t else "0",
+                "" if job.timeout is None else codec.num(job.timeout),
+                job.on_dependency_failure.value,
+                job.parent_id or "",
+                codec.pack_strings(job.tags),
+                job.unique_key or "",
+                "" if job.unique_for is None else codec.num(t + job.unique_for),
+                job.idempotency_key or "",
+                codec.num(t + job.idempotency_for),
+                job.fingerprint,
+                str(job.task_version),
+                str(len(job.depends_on)),
+                *job.depends_on,
+            ]
+        reply = self._run("enqueue", args)
+        by_id = {
+            job.id: EnqueueResult(_text(r[0]), S(_text(r[1])), bool(int(r[2])))
+            for job, r in zip(ordered, reply, strict=True)
+        }
+        return [by_id[job.id] for job in jobs]
+
+    # consumers -----------------------------------------------------------------------------
+    def _ack_claim(
+        self, completions: Sequence[Completion], params: ClaimParams | None, now: float
+    ) -> tuple[list[str], list[Lease]]:
+        args: list[str | bytes] = [codec.num(now), str(len(completions))]
+        for done in completions:
+            args += [
+                done.lease.job_id,
+                done.lease.token,
+                "0" if done.result is None else "1",
+                b"" if done.result is None else done.result,
+            ]
+        if params is None:
+            args += ["", codec.num(now), "q", "0", "0"]
+            expires = now
+        else:
+            expires = now + params.lease_for
+            limit = max(params.limit, 0)
+            if params.job_ids is not None:
+                selection, mode = list(params.job_ids), "ids"
+            else:
+                selection, mode = list(params.queues), "q"
+            args += [params.worker_id, codec.num(expires), mode, str(limit), str(len(selection))]
+            args += selection
+            args += [os.urandom(16).hex() for _ in range(limit)]
+        lost_raw, claimed = self._run("ack_claim", args)
+        leases = []
+        for flat, errors in claimed:
+            job = codec.decode_job(flat, errors)
+            leases.append(Lease(job, job.lease_token or "", expires))
+        return [_text(i) for i in lost_raw], leases
+
+    def claim(self, params: ClaimParams) -> list[Lease]:
+        """Lease up to ``limit`` pending jobs, queues in the given order."""
+        return self._ack_claim([], params, self._now(params.now))[1]
+
+    def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
+        """Mark held jobs completed and release their dependents (one script)."""
+        if not completions:
+            return []
+        return self._ack_claim(completions, None, self._now(now))[0]
+
+    def complete_and_claim(
+        self, completions: Sequence[Completion], params: ClaimParams
+    ) -> tuple[list[str], list[Lease]]:
+        """Acknowledge and take the next jobs in one script call."""
+        return self._ack_claim(completions, params, self._now(params.now))
+
+    def heartbeat(
+        self, leases: Sequence[Lease], *, extend: float, now: float | None = None
+    ) -> HeartbeatResult:
+        """Extend each held lease to ``now + extend``."""
+        t = self._now(now)
+        expires = t + extend
+        if not leases:
+            return HeartbeatResult({}, [], [])
+        args: list[str] = [codec.num(t), codec.num(expires)]
+        for lease in leases:
+            args += [lease.job_id, lease.token]
+        statuses = self._run("heartbeat", args)
+        renewed: dict[str, float] = {}
+        lost: list[str] = []
+        cancel: list[str] = []
+        for lease, status in zip(leases, statuses, strict=True):
+            if int(status) == 0:
+                lost.append(lease.job_id)
+                continue
+            renewed[lease.job_id] = expires
+            if int(status) == 2:
+                cancel.append(lease.job_id)
+        return HeartbeatResult(renewed, lost, cancel)
+
+    def fail(
+        self,
+        lease: Lease,
+        error: JobError,
+        *,
+        retry_at: float | None,
+        reason: FailureReason | None = None,
+        now: float | None = None,
+    ) -> JobState:
+        """Record the error; ``retrying`` until ``retry_at``, else ``failed``."""
+        t = self._now(now)
+        reply = self._run(
+            "fail",
+            [
+                codec.num(t),
+                lease.job_id,
+                lease.token,
+                codec.encode_error(error),
+                "" if retry_at is None else codec.num(retry_at),
+                "" if retry_at is None else codec.sort_key(retry_at),
+                (reason or FailureReason.EXHAUSTED).value,
+            ],
+        )
+        return S(_text(reply))
+
+    def release(
+        self, lease: Lease, *, run_at: float | None = None, now: float | None = None
+    ) -> None:
+        """Give the job back: pending, or scheduled when ``run_at`` is ahead."""
+        t = self._now(now)
+        target = S.SCHEDULED if run_at is not None and run_at > t else S.PENDING
+        self._run(
+            "release",
+            [
+                codec.num(t),
+                lease.job_id,
+                lease.token,
+                target.value,
+                "" if run_at is None else codec.num(run_at),
+                "" if run_at is None else codec.sort_key(run_at),
+            ],
+        )
+
+    def finish_cancelled(self, lease: Lease, *, now: float | None = None) -> None:
+        """End the held job as cancelled; dependents get their policy."""
+        self._run("finish_cancelled", [codec.num(self._now(now)), lease.job_id, lease.token])
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+        """Wait on the ``{prefix}:wake`` channel (every waiter hears every notification)."""
+        client = self._redis()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with _guard():
+            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(self._key("wake"))
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    if pubsub.get_message(timeout=left) is not None:
+                        return True
+            finally:
+                pubsub.close()
+
+    # maintenance -------------------------------------------------------------------------
+    def stage_due(self, *, now: float | None = None, limit: int = 1000) -> StageResult:
+        """Promote due scheduled/retrying jobs; report the next due time."""
+        promoted, next_due = self._run("stage", [codec.num(self._now(now)), str(limit)])
+        return StageResult(int(promoted), None if next_due is None else float(next_due))
+
+    def rescue_expired(self, params: RescueParams) -> RescueResult:
+        """Retry or fail processing jobs whose lease expired."""
+        t = self._now(params.now)
+        retry_at = t + params.retry_delay
+        retried, failed = self._run(
+            "rescue",
+            [
+                codec.num(t),
+                str(params.limit),
+                str(params.max_rescues),
+                codec.num(retry_at),
+                codec.sort_key(retry_at),
+            ],
+        )
+        return RescueResult([_text(i) for i in retried], [_text(i) for i in failed])
+
+    def prune(self, params: PruneParams) -> PruneResult:
+        """Delete terminal jobs past their retention and orphaned key holds."""
+        t = self._now(params.now)
+
+        def cutoff(age: float | None) -> str:
+            return "" if age is None else codec.num(t - age)
+
+        jobs, orphans = self._run(
+            "prune",
+            [
+                codec.num(t),
+                str(params.limit),
+                cutoff(params.completed_after),
+                cutoff(params.failed_after),
+                cutoff(params.cancelled_after),
+            ],
+        )
+        return PruneResult(int(jobs), int(orphans))
+
+    # management --------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """One job by id."""
+        found = self.get_many([job_id])
+        return found[0] if found else None
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """Jobs by id, in order, unknown ids skipped (one pipelined round trip)."""
+        if not job_ids:
+            return []
+        client = self._redis()
+        with _guard():
+            pipe = client.pipeline(transaction=True)
+            for job_id in job_ids:
+                pipe.hgetall(self._key("job", job_id))
+                pipe.lrange(self._key("errors", job_id), 0, -1)
+            replies = pipe.execute()
+        jobs = []
+        for fields, errors in zip(replies[::2], replies[1::2], strict=True):
+            if fields:
+                jobs.append(codec.job_from_fields(fields, errors))
+        return jobs
+
+    def _candidates(self, query: JobQuery) -> list[str]:
+        """Ids the indexes narrow the query to (the rest is filtered in Python)."""
+        if query.ids is not None:
+            return _unique_ids(query.ids)
+        client = self._redis()
+        with _guard():
+            if query.states is not None or query.queues is not None:
+                pipe = client.pipeline(transaction=True)
+                for state in query.states or ():
+                    pipe.smembers(self._key("state", S(state).value))
+                for queue in query.queues or ():
+                    pipe.smembers(self._key("queue", queue))
+                replies = pipe.execute()
+                by_state: set[bytes] | None = None
+                if query.states is not None:
+                    by_state = set().union(*replies[: len(query.states)])
+                    replies = replies[len(query.states) :]
+                ids = by_state
+                if query.queues is not None:
+                    by_queue: set[bytes] = set().union(*replies)
+                    ids = by_queue if ids is None else ids & by_queue
+                return [_text(i) for i in ids or ()]
+            low = "-inf" if query.since is None else codec.num(query.since)
+            high = "+inf" if query.until is None else f"({codec.num(query.until)}"
+            return [_text(i) for i in client.zrangebyscore(self._key("created"), low, high)]
+
+    def search(self, query: JobQuery) -> Page:
+        """Narrow by the index sets, filter, order by created_at then id, and page."""
+        limit, offset = _page_bounds(query)
+        found = [j for j in self.get_many(self._candidates(query)) if _matches(j, query)]
+        found.sort(key=lambda j: (j.created_at, j.id), reverse=query.newest_first)
+        return Page(found[offset : offset + limit], len(found), limit, offset)
+
+    def stats(self, *, now: float | None = None) -> list[StateCounts]:
+        """Counts per queue and state from the counters; oldest pending from ``ready``."""
+        client = self._redis()
+        with _guard():
+            queues = sorted(_text(q) for q in client.smembers(self._key("queues")))
+            pipe = client.pipeline(transaction=True)
+            for queue in queues:
+                pipe.hgetall(self._key("counts", queue))
+                pipe.zrange(self._key("q", queue, "ready"), 0, 0, withscores=True)
+            replies = pipe.execute()
+        out = []
+        for queue, counts, oldest in zip(queues, replies[::2], replies[1::2], strict=True):
+            entry = StateCounts(queue)
+            for state, count in counts.items():
+                if int(count) > 0:
+                    entry.counts[_text(state)] = int(count)
+            if not entry.counts:
+                continue
+            if oldest:
+                entry.oldest_pending_at = float(
+                    client.hget(self._key("job", _text(oldest[0][0])), "run_at") or oldest[0][1]
+                )
+            out.append(entry)
+        return out
+
+    def cancel(
+        self, job_ids: Sequence[str], *, force: bool = False, now: float | None = None
+    ) -> CancelResult:
+        """Cancel waiting jobs now; processing ones by flag, or at once with ``force``."""
+        ids = _unique_ids(job_ids)
+        if not ids:
+            return CancelResult([], [], [])
+        t = codec.num(self._now(now))
+        cancelled, requested, skipped = self._run(
+            "manage", [t, "cancel", "1" if force else "0", "", *ids]
+        )
+        return CancelResult(
+            [_text(i) for i in cancelled],
+            [_text(i) for i in requested],
+            [_text(i) for i in skipped],
+        )
+
+    def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
+        """Failed/cancelled -> pending with fresh attempts (errors kept)."""
+        ids = _unique_ids(job_ids)
+        if not ids:
+            return []
+        t = self._now(now)
+        moved = self._run("manage", [codec.num(t), "retry", codec.num(t), codec.sort_key(t), *ids])
+        return [_text(i) for i in moved]
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete non-processing jobs; dependents of unfinished ones get their policy."""
+        ids = _unique_ids(job_ids)
+        if not ids:
+            return 0
+        t = codec.num(self.clock.now())
+        return int(self._run("manage", [t, "delete", "", "", *ids]))
+
+    # nodes -------------------------------------------------------------------------------
+    def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
+        """Insert or replace the node's record, its ``heartbeat_at`` set to ``now``."""
+        t = self._now(now)
+        node_id, _started, _beat, data = node_params(node, heartbeat_at=t)
+        client = self._redis()
+        with _guard():
+            pipe = client.pipeline(transaction=True)
+            pipe.hset(self._key("nodes"), node_id, data)
+            pipe.zadd(self._key("node_heartbeats"), {node_id: t})
+            pipe.execute()
+
+    def remove_node(self, node_id: str) -> None:
+        """Forget the node; unknown ids are ignored."""
+        client = self._redis()
+        with _guard():
+            pipe = client.pipeline(transaction=True)
+            pipe.hdel(self._key("nodes"), node_id)
+            pipe.zrem(self._key("node_heartbeats"), node_id)
+            pipe.execute()
+
+    def list_nodes(self) -> list[NodeInfo]:
+        """Every node, oldest ``started_at`` first (then by id)."""
+        client = self._redis()
+        with _guard():
+            raw = client.hvals(self._key("nodes"))
+        nodes = [node_from_json(_text(item)) for item in raw]
+        return sorted(nodes, key=lambda n: (n.started_at, n.id))
+
+    def prune_nodes(self, *, older_than: float, now: float | None = None) -> int:
+        """Forget nodes whose heartbeat is before ``now - older_than``."""
+        cutoff = self._now(now) - older_than
+        return int(self._run("prune_nodes", [codec.num(cutoff)]))
