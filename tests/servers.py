@@ -226,7 +226,27 @@ def _start_postgres_process(server: PostgresServer) -> subprocess.Popen[bytes]:
     )
     log_file.close()
     _wait_for_port(server.port, proc, log)
+    _wait_for_logins(server.port, proc, log)
     return proc
+
+
+def _wait_for_logins(
+    port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    """The port opens before recovery ends ("the database system is starting up")."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(f"postgresql://{PG_USER}@127.0.0.1:{port}/postgres").close()
+            return
+        except psycopg.OperationalError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"postgres does not accept logins: {log.read_text(errors='replace')[-2000:]}"
+                ) from None
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,81 @@
+"""DSN parsing and error translation of the PostgreSQL store.
+
+The ``schema`` query parameter is Conveyor's: it is removed from the DSN handed to
+libpq, and every connection of the store runs with ``search_path`` set to it. Every
+other libpq parameter passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+
+from conveyor.errors import ConfigurationError, StoreUnavailable
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+DEFAULT_SCHEMA = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What ``from_dsn`` understood: the libpq DSN, the schema and a printable location."""
+
+    conninfo: str
+    schema: str
+    location: str
+
+
+def parse_dsn(dsn: str) -> Settings:
+    """Split ``postgresql://user:pw@host:port/db?schema=name&…`` into libpq DSN and schema."""
+    parts = urlsplit(dsn)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"not a PostgreSQL DSN: {redact(dsn)!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    if len(schemas) > 1:
+        raise ConfigurationError("the PostgreSQL DSN names more than one schema")
+    schema = schemas[0] if schemas else DEFAULT_SCHEMA
+    check_identifier(schema)
+    rest = [(key, value) for key, value in query if key != "schema"]
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    location = redact(conninfo)
+    location += ("&" if rest else "?") + f"schema={schema}"
+    return Settings(conninfo, schema, location)
+
+
+def check_identifier(name: str) -> str:
+    """``name`` if it is a plain SQL identifier (letters, digits, ``_``; at most 63)."""
+    if not _IDENTIFIER.match(name):
+        raise ConfigurationError(
+            f"invalid PostgreSQL schema name {name!r}: use letters, digits and _ "
+            "(not starting with a digit, at most 63 characters)"
+        )
+    return name
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password (in the netloc or as a ``password`` parameter)."""
+    parts = urlsplit(dsn)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}@{host}"
+    query = [
+        (key, "***" if key == "password" else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the server or the connection is gone (retry later)."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def unavailable(exc: BaseException, location: str) -> StoreUnavailable:
+    """A StoreUnavailable naming the store (never its password) and the cause."""
+    return StoreUnavailable(f"postgresql store {location}: {type(exc).__name__}: {exc}")
