@@ -28,7 +28,7 @@ from psycopg import Connection, Cursor, sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-from conveyor.clock import Clock, SystemClock
+from conveyor.clock import Clock
 from conveyor.errors import ConfigurationError, LeaseLost
 from conveyor.job import (
     EnqueueResult,
@@ -89,6 +89,7 @@ from conveyor.stores.postgres.rows import (
     node_from_json,
     node_params,
 )
+from conveyor.stores.server_clock import ServerClock
 
 S = JobState
 P = ParamSpec("P")
@@ -131,7 +132,7 @@ class PostgresStore:
         self.conninfo = conninfo
         self.schema = check_identifier(schema)
         self.location = location or f"{redact(conninfo)} (schema {schema})"
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or ServerClock(self._server_time)
         self.channel = _channel_name(schema)
         self._min_size = min_size
         self._max_size = max(max_size, min_size, 1)
@@ -223,6 +224,13 @@ class PostgresStore:
         with contextlib.suppress(Exception):
             pool.check()
 
+    def _server_time(self) -> float:
+        """The database's clock, for :class:`ServerClock`."""
+        with self._pool().connection() as conn:
+            row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+        assert row is not None
+        return float(row[0])
+
     def _notify(self, cur: Cursor[Any]) -> None:
         """Wake waiting workers when this transaction commits."""
         cur.execute(q.NOTIFY, (self.channel,))
@@ -288,7 +296,7 @@ class PostgresStore:
         return StoreInfo("postgresql", self.location, durability, version, details)
 
     def now(self) -> float:
-        """The injected clock (SystemClock by default)."""
+        """The injected clock; by default the database's (see ServerClock)."""
         return self.clock.now()
 
     # producers -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 from redis.commands.core import Script
 
-from conveyor.clock import Clock, SystemClock
+from conveyor.clock import Clock
 from conveyor.errors import (
     ConfigurationError,
     IdempotencyConflict,
@@ -59,6 +59,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.memory import _dependencies_first, _matches, _page_bounds, _unique_ids
 from conveyor.stores.redis import codec, scripts
+from conveyor.stores.server_clock import ServerClock
 from conveyor.stores.sqlite.rows import node_from_json, node_params
 
 log = logging.getLogger("conveyor.stores.redis")
@@ -176,7 +177,7 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock | None = None):
         self.url = url
         self.prefix = prefix
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or ServerClock(self._server_time)
         self._lock = threading.Lock()
         self._pid = -1
         self._client: redis.Redis | None = None
@@ -191,6 +192,11 @@ class RedisStore:
         return cls(url, prefix=prefix, clock=clock)
 
     # connection ----------------------------------------------------------------------------
+    def _server_time(self) -> float:
+        """Redis's clock (``TIME``), for :class:`ServerClock`."""
+        seconds, micros = self._redis().time()
+        return float(seconds) + float(micros) / 1_000_000
+
     def _redis(self) -> redis.Redis:
         """The client of this process, created (and checked) on first use after a fork."""
         pid = os.getpid()
