@@ -25,7 +25,7 @@ from conveyor.errors import (
 )
 from conveyor.ids import IdGenerator
 from conveyor.job import JobError, JobState, NewJob
-from conveyor.stores import open_store, wakeup
+from conveyor.stores import node_records, open_store, wakeup
 from conveyor.stores.base import (
     ClaimParams,
     Completion,
@@ -822,7 +822,7 @@ def test_node_documents_tolerate_fields_they_do_not_know() -> None:
         }
     )
 
-    node = rows.node_from_json(text)
+    node = node_records.node_from_json(text)
 
     assert node == NodeInfo(
         id="n", host="h", pid=1, queues=("a",), workers=(WorkerInfo(id="w", pid=2, state="idle"),)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conveyor.clock import Clock, SystemClock
@@ -38,7 +38,6 @@ from conveyor.job import (
     check_transition,
 )
 from conveyor.stores.base import (
-    SEARCH_LIMIT_MAX,
     CancelResult,
     Capabilities,
     ClaimParams,
@@ -54,6 +53,7 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 
 S = JobState
 
@@ -142,7 +142,7 @@ class MemoryStore:
         planned: dict[str, EnqueueResult] = {}
         seen_unique: dict[str, str] = {}
         seen_idem: dict[str, tuple[str, str]] = {}
-        for job in _dependencies_first(jobs):
+        for job in dependencies_first(jobs):
             for dep in job.depends_on:
                 if dep not in batch_ids and dep not in self._jobs:
                     raise UnknownDependency(dep)
@@ -597,9 +597,9 @@ class MemoryStore:
 
     def search(self, query: JobQuery) -> Page:
         """Filter, order by created_at then id, and page."""
-        limit, offset = _page_bounds(query)
+        limit, offset = page_bounds(query)
         with self._lock:
-            found = [j for j in self._jobs.values() if _matches(j, query)]
+            found = [j for j in self._jobs.values() if matches(j, query)]
         found.sort(key=lambda j: (j.created_at, j.id), reverse=query.newest_first)
         return Page(found[offset : offset + limit], len(found), limit, offset)
 
@@ -625,7 +625,7 @@ class MemoryStore:
         requested: list[str] = []
         skipped: list[str] = []
         with self._lock:
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = self._jobs.get(job_id)
                 if job is None or job.state in TERMINAL_STATES:
                     skipped.append(job_id)
@@ -642,7 +642,7 @@ class MemoryStore:
         t = self._now(now)
         moved: list[str] = []
         with self._lock:
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = self._jobs.get(job_id)
                 if job is None or job.state not in (S.FAILED, S.CANCELLED):
                     continue
@@ -696,7 +696,7 @@ class MemoryStore:
         t = self.clock.now()
         deleted = 0
         with self._lock:
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = self._jobs.get(job_id)
                 if job is None or job.state is S.PROCESSING:
                     continue
@@ -712,59 +712,3 @@ class MemoryStore:
         """Every job, oldest first (for tests and the sync mode)."""
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: (j.created_at, j.id))
-
-
-def _dependencies_first(jobs: Sequence[NewJob]) -> list[NewJob]:
-    """Order a (cycle-free) batch so each job comes after its in-batch dependencies."""
-    by_id = {job.id: job for job in jobs}
-    ordered: list[NewJob] = []
-    placed: set[str] = set()
-    for root in jobs:
-        stack = [(root, False)]
-        while stack:
-            job, expanded = stack.pop()
-            if job.id in placed:
-                continue
-            if expanded:
-                placed.add(job.id)
-                ordered.append(job)
-                continue
-            stack.append((job, True))
-            stack.extend(
-                (by_id[d], False) for d in job.depends_on if d in by_id and d not in placed
-            )
-    return ordered
-
-
-def _unique_ids(job_ids: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(job_ids))
-
-
-def _page_bounds(query: JobQuery) -> tuple[int, int]:
-    if query.limit < 0 or query.offset < 0:
-        raise ValueError("limit and offset must not be negative")
-    return min(query.limit, SEARCH_LIMIT_MAX), query.offset
-
-
-def _matches(job: Job, q: JobQuery) -> bool:
-    if q.ids is not None and job.id not in q.ids:
-        return False
-    if q.states is not None and job.state not in q.states:
-        return False
-    if q.queues is not None and job.queue not in q.queues:
-        return False
-    if q.tasks is not None and job.task not in q.tasks:
-        return False
-    if q.tag is not None and q.tag not in job.tags:
-        return False
-    if q.since is not None and job.created_at < q.since:
-        return False
-    if q.until is not None and job.created_at >= q.until:
-        return False
-    if q.text:
-        needle = q.text.lower()
-        haystack = [job.id, job.task, job.queue, job.failure_reason or ""]
-        haystack.extend(e.message for e in job.errors)
-        if not any(needle in h.lower() for h in haystack):
-            return False
-    return True

@@ -61,7 +61,7 @@ from conveyor.stores.base import (
 from conveyor.stores.file import layout
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
-from conveyor.stores.memory import _dependencies_first, _matches, _page_bounds, _unique_ids
+from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
 
@@ -209,7 +209,7 @@ class FileStore:
         planned: dict[str, EnqueueResult] = {}
         seen_unique: dict[str, str] = {}
         seen_idem: dict[str, tuple[str, str]] = {}
-        for job in _dependencies_first(jobs):
+        for job in dependencies_first(jobs):
             for dep in job.depends_on:
                 if dep not in batch_ids and tx.job(dep) is None:
                     raise UnknownDependency(dep)
@@ -325,13 +325,13 @@ class FileStore:
     def _claim(self, tx: Transaction, params: ClaimParams, now: float) -> list[Lease]:
         chosen: list[Job] = []
         if params.job_ids is not None:
-            for job_id in _unique_ids(params.job_ids):
+            for job_id in unique_ids(params.job_ids):
                 job = tx.job(job_id)
                 if job is not None and job.state is S.PENDING:
                     chosen.append(job)
             chosen = chosen[: params.limit]
         else:
-            for queue in _unique_ids(params.queues):
+            for queue in unique_ids(params.queues):
                 room = params.limit - len(chosen)
                 if room <= 0:
                     break
@@ -583,7 +583,7 @@ class FileStore:
 
     def search(self, query: JobQuery) -> Page:
         """Filter, order by created_at then id, and page (reads every candidate record)."""
-        limit, offset = _page_bounds(query)
+        limit, offset = page_bounds(query)
         if query.ids is not None:
             candidates = list(dict.fromkeys(query.ids))
         else:
@@ -592,7 +592,7 @@ class FileStore:
         found = [
             job
             for job in (self._read_job(i) for i in candidates)
-            if job is not None and _matches(job, query)
+            if job is not None and matches(job, query)
         ]
         found.sort(key=lambda j: (j.created_at, j.id), reverse=query.newest_first)
         return Page(found[offset : offset + limit], len(found), limit, offset)
@@ -623,7 +623,7 @@ class FileStore:
             cancelled: list[str] = []
             requested: list[str] = []
             skipped: list[str] = []
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = tx.job(job_id)
                 if job is None or job.state in TERMINAL_STATES:
                     skipped.append(job_id)
@@ -643,7 +643,7 @@ class FileStore:
 
         def work(tx: Transaction) -> list[str]:
             moved: list[str] = []
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = tx.job(job_id)
                 if job is None or job.state not in (S.FAILED, S.CANCELLED):
                     continue
@@ -673,7 +673,7 @@ class FileStore:
 
         def work(tx: Transaction) -> int:
             deleted = 0
-            for job_id in _unique_ids(job_ids):
+            for job_id in unique_ids(job_ids):
                 job = tx.job(job_id)
                 if job is None or job.state is S.PROCESSING:
                     continue

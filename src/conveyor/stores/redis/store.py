@@ -57,10 +57,10 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
-from conveyor.stores.memory import _dependencies_first, _matches, _page_bounds, _unique_ids
+from conveyor.stores.node_records import node_from_json, node_params
 from conveyor.stores.redis import codec, scripts
+from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 from conveyor.stores.server_clock import ServerClock
-from conveyor.stores.sqlite.rows import node_from_json, node_params
 
 log = logging.getLogger("conveyor.stores.redis")
 
@@ -311,7 +311,7 @@ class RedisStore:
             raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
         check_no_cycle(jobs)
         t = self._now(now)
-        ordered = _dependencies_first(jobs)
+        ordered = dependencies_first(jobs)
         args: list[str | bytes] = [codec.num(t), str(len(ordered))]
         for job in ordered:
             run_at = t if job.run_at is None else job.run_at
@@ -548,7 +548,7 @@ class RedisStore:
     def _candidates(self, query: JobQuery) -> list[str]:
         """Ids the indexes narrow the query to (the rest is filtered in Python)."""
         if query.ids is not None:
-            return _unique_ids(query.ids)
+            return unique_ids(query.ids)
         client = self._redis()
         with _guard():
             if query.states is not None or query.queues is not None:
@@ -573,8 +573,8 @@ class RedisStore:
 
     def search(self, query: JobQuery) -> Page:
         """Narrow by the index sets, filter, order by created_at then id, and page."""
-        limit, offset = _page_bounds(query)
-        found = [j for j in self.get_many(self._candidates(query)) if _matches(j, query)]
+        limit, offset = page_bounds(query)
+        found = [j for j in self.get_many(self._candidates(query)) if matches(j, query)]
         found.sort(key=lambda j: (j.created_at, j.id), reverse=query.newest_first)
         return Page(found[offset : offset + limit], len(found), limit, offset)
 
@@ -607,7 +607,7 @@ class RedisStore:
         self, job_ids: Sequence[str], *, force: bool = False, now: float | None = None
     ) -> CancelResult:
         """Cancel waiting jobs now; processing ones by flag, or at once with ``force``."""
-        ids = _unique_ids(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return CancelResult([], [], [])
         t = codec.num(self._now(now))
@@ -622,7 +622,7 @@ class RedisStore:
 
     def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
         """Failed/cancelled -> pending with fresh attempts (errors kept)."""
-        ids = _unique_ids(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return []
         t = self._now(now)
@@ -631,7 +631,7 @@ class RedisStore:
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete non-processing jobs; dependents of unfinished ones get their policy."""
-        ids = _unique_ids(job_ids)
+        ids = unique_ids(job_ids)
         if not ids:
             return 0
         t = codec.num(self.clock.now())

@@ -48,6 +48,7 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.node_records import node_from_json, node_params
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite import schema
 from conveyor.stores.sqlite.checkpoint import Checkpointer
@@ -77,8 +78,6 @@ from conveyor.stores.sqlite.rows import (
     encode_error,
     encode_ids,
     job_from_row,
-    node_from_json,
-    node_params,
 )
 from conveyor.stores.wakeup import WakeChannel
 

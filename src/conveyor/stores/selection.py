@@ -1,0 +1,68 @@
+"""Pure helpers that every driver shares: batch ordering, id lists, search filters.
+
+The memory store is the reference; drivers that filter or order in Python (Redis,
+File) use the same functions, so their semantics cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from conveyor.job import Job, NewJob
+from conveyor.stores.base import SEARCH_LIMIT_MAX, JobQuery
+
+
+def dependencies_first(jobs: Sequence[NewJob]) -> list[NewJob]:
+    """Order a (cycle-free) batch so each job comes after its in-batch dependencies."""
+    by_id = {job.id: job for job in jobs}
+    ordered: list[NewJob] = []
+    placed: set[str] = set()
+    for root in jobs:
+        stack = [(root, False)]
+        while stack:
+            job, expanded = stack.pop()
+            if job.id in placed:
+                continue
+            if expanded:
+                placed.add(job.id)
+                ordered.append(job)
+                continue
+            stack.append((job, True))
+            stack.extend(
+                (by_id[d], False) for d in job.depends_on if d in by_id and d not in placed
+            )
+    return ordered
+
+
+def unique_ids(job_ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(job_ids))
+
+
+def page_bounds(query: JobQuery) -> tuple[int, int]:
+    if query.limit < 0 or query.offset < 0:
+        raise ValueError("limit and offset must not be negative")
+    return min(query.limit, SEARCH_LIMIT_MAX), query.offset
+
+
+def matches(job: Job, q: JobQuery) -> bool:
+    if q.ids is not None and job.id not in q.ids:
+        return False
+    if q.states is not None and job.state not in q.states:
+        return False
+    if q.queues is not None and job.queue not in q.queues:
+        return False
+    if q.tasks is not None and job.task not in q.tasks:
+        return False
+    if q.tag is not None and q.tag not in job.tags:
+        return False
+    if q.since is not None and job.created_at < q.since:
+        return False
+    if q.until is not None and job.created_at >= q.until:
+        return False
+    if q.text:
+        needle = q.text.lower()
+        haystack = [job.id, job.task, job.queue, job.failure_reason or ""]
+        haystack.extend(e.message for e in job.errors)
+        if not any(needle in h.lower() for h in haystack):
+            return False
+    return True
