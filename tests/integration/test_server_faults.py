@@ -186,11 +186,13 @@ class CountingStore:
         return counted
 
 
-@pytest.mark.parametrize("driver", ["sqlite", "postgresql", "redis"])
+@pytest.mark.parametrize("driver", ["memory", "sqlite", "file", "postgresql", "redis"])
 def test_an_idle_worker_makes_only_a_handful_of_store_calls(
     driver: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     dsn = {
+        "memory": lambda: "memory://",
+        "file": lambda: f"file://{tmp_path / 'idle-files'}",
         "sqlite": lambda: f"sqlite:///{tmp_path / 'idle.db'}",
         "postgresql": lambda: request.getfixturevalue("postgres_dsn"),
         "redis": lambda: request.getfixturevalue("redis_url"),

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis.stateful import run_state_machine_as_test
+from tests import servers
+from tests.stores.test_state_machine import MACHINE_SETTINGS, StoreComparison
 
 from conveyor.clock import FakeClock
 from conveyor.errors import ConfigurationError, LeaseLost, StoreUnavailable
@@ -469,3 +474,33 @@ def test_concurrent_enqueues_of_one_unique_key_keep_one_job(postgres_dsn: str) -
     assert len(results) == len(stores)
     assert len(fresh) == 1
     assert {r.id for r in results} == {fresh[0].id}
+
+
+# model-based -------------------------------------------------------------------------------
+def test_postgres_matches_the_reference_store(
+    postgres_server: servers.PostgresServer, tmp_path: Path
+) -> None:
+    """The Hypothesis state machine of tests/stores, PostgreSQL against the memory store;
+    every example gets a schema of its own."""
+    schemas: list[str] = []
+
+    class Machine(StoreComparison):
+        def __init__(self) -> None:
+            super().__init__("memory", tmp_path)
+            schema = f"sm_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            schemas.append(schema)
+            driver = PostgresStore.from_dsn(
+                f"{postgres_server.dsn}?schema={schema}", clock=self.clock
+            )
+            driver.migrate()
+            self.stores[1].close()
+            self.stores = (self.stores[0], driver)
+
+    try:
+        run_state_machine_as_test(Machine, settings=MACHINE_SETTINGS)
+    finally:
+        with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
