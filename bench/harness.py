@@ -165,6 +165,21 @@ def on_term(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def start_postgres(keys: list[str], stack: contextlib.ExitStack) -> str | None:
+    """A private PostgreSQL cluster for the Conveyor PostgreSQL row (the tests' helper)."""
+    if "conveyor-postgresql" not in keys:
+        return None
+    try:
+        from tests.servers import postgres_server
+
+        server = stack.enter_context(postgres_server())
+    except Exception as exc:  # no server binaries, no psycopg: the row says why
+        log(f"postgresql: not started ({exc})")
+        return None
+    log(f"postgresql: private cluster on 127.0.0.1:{server.port}")
+    return server.dsn
+
+
 def start_redis(args: argparse.Namespace) -> tuple[Any, str]:
     """The private redis-server (or None and why)."""
     from bench.redis_server import (
@@ -256,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     redis = None
     redis_text = ""
+    stack = contextlib.ExitStack()
     workloads_s = 0.0
     interrupted = False
     machine = describe()
@@ -271,13 +287,15 @@ def main(argv: list[str] | None = None) -> int:
             cores=int(machine["cores"]),  # type: ignore[call-overload]
             prefetch=opts.prefetch,
         )
+        postgres_dsn = args.postgres_dsn or start_postgres(keys, stack)
         workloads_began = time.perf_counter()
-        for system in build_systems(keys, args.postgres_dsn):
+        for system in build_systems(keys, postgres_dsn):
             results[system.key] = run_system(system, ctx, opts)
         workloads_s = time.perf_counter() - workloads_began
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        stack.close()
         if redis is not None:
             redis.stop()
         killed = procs.sweep()

@@ -17,13 +17,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 PG_USER = "conveyor-test"
 
@@ -36,8 +35,16 @@ def free_port() -> int:
         return port
 
 
+class ServerUnavailable(RuntimeError):
+    """Raised instead of skipping when pytest is not running (e.g. ``make bench``)."""
+
+
 def unavailable(reason: str) -> None:
     """Skip locally; fail in CI, where every server must start."""
+    if "pytest" not in sys.modules:
+        raise ServerUnavailable(reason)
+    import pytest
+
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
