@@ -21,19 +21,23 @@ import psycopg
 from psycopg import Cursor
 
 from conveyor.errors import (
-    DependencyCycle,
     IdempotencyConflict,
     InvalidOption,
     UnknownDependency,
 )
 from conveyor.job import (
     ACTIVE_STATES,
-    DependencyPolicy,
     EnqueueResult,
     FailureReason,
     JobState,
     NewJob,
-    find_cycle,
+)
+from conveyor.stores.enqueue_plan import (
+    ENDED_BADLY,
+    EnqueuePlan,
+    dependency_order,
+    has_keys,
+    initial_state,
 )
 from conveyor.stores.postgres.rows import COLUMN_LIST, JOB_COLUMNS, encode_tags, state_of
 
@@ -71,29 +75,6 @@ _MARK_DEPENDED_ON = (
     "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s::text[]) AND NOT has_dependents"
 )
 _ACTIVE_VALUES: Final = frozenset(s.value for s in ACTIVE_STATES)
-_ENDED_BADLY: Final = (S.FAILED, S.CANCELLED)
-
-
-class _Plan:
-    """Decisions for one batch: duplicates, known job states and the new jobs' states."""
-
-    def __init__(self, jobs: Sequence[NewJob]) -> None:
-        self.batch_ids = {job.id for job in jobs}
-        self.duplicate_of: dict[int, str] = {}
-        self.duplicate_ids: dict[str, str] = {}
-        self.known: dict[str, JobState | None] = {}
-        self.planned: dict[str, JobState] = {}
-        self.seen_unique: dict[str, str] = {}
-        self.seen_idempotency: dict[str, tuple[str, str]] = {}
-
-    def resolve(self, dep: str) -> str:
-        """A dependency on a batch job that turned out a duplicate means its holder."""
-        return self.duplicate_ids.get(dep, dep)
-
-    def state(self, job_id: str) -> JobState | None:
-        """Planned state of a new job, else the stored state (None: gone)."""
-        planned = self.planned.get(job_id)
-        return planned if planned is not None else self.known.get(job_id)
 
 
 def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
@@ -101,7 +82,7 @@ def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[
 
     ``check_no_cycle`` must have been called on the batch already.
     """
-    plan = _Plan(jobs)
+    plan = EnqueuePlan(jobs)
     if len(plan.batch_ids) != len(jobs):
         raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
     keys = sorted(
@@ -118,7 +99,7 @@ def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[
         for dep in job.depends_on:
             if dep not in plan.batch_ids and dep not in plan.known:
                 raise UnknownDependency(dep)
-        holder = _duplicate_of(cur, job, now, plan) if _has_keys(job) else None
+        holder = _duplicate_of(cur, job, now, plan) if has_keys(job) else None
         if holder is not None:
             plan.duplicate_of[index] = holder
             plan.duplicate_ids.setdefault(job.id, holder)
@@ -128,8 +109,8 @@ def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[
         if job.idempotency_key:
             plan.seen_idempotency[job.idempotency_key] = (job.id, job.fingerprint)
     fresh = [job for i, job in enumerate(jobs) if i not in plan.duplicate_of]
-    for job in _dependency_order(fresh, plan):
-        plan.planned[job.id] = _initial_state(job, now, plan)
+    for job in dependency_order(fresh, plan):
+        plan.planned[job.id] = initial_state(job, now, plan)
     _insert(cur, fresh, now, plan)
     results: list[EnqueueResult] = []
     for index, job in enumerate(jobs):
@@ -141,11 +122,7 @@ def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[
     return results
 
 
-def _has_keys(job: NewJob) -> bool:
-    return bool(job.unique_key or job.idempotency_key)
-
-
-def _duplicate_of(cur: Cursor[Any], job: NewJob, now: float, plan: _Plan) -> str | None:
+def _duplicate_of(cur: Cursor[Any], job: NewJob, now: float, plan: EnqueuePlan) -> str | None:
     """The id that ``job`` duplicates (idempotency key first, then unique key), or None."""
     key = job.idempotency_key
     if key:
@@ -174,61 +151,7 @@ def _duplicate_of(cur: Cursor[Any], job: NewJob, now: float, plan: _Plan) -> str
     return None
 
 
-def _dependency_order(fresh: list[NewJob], plan: _Plan) -> list[NewJob]:
-    """New jobs ordered so that each comes after the new jobs it depends on.
-
-    Redirecting duplicates to their holders can close a cycle that ``check_no_cycle``
-    could not see, so it is checked again here.
-    """
-    by_id = {job.id: job for job in fresh}
-    edges = {
-        job.id: [d for d in map(plan.resolve, job.depends_on) if d in by_id]
-        for job in fresh
-        if job.depends_on
-    }
-    if not edges:
-        return fresh
-    cycle = find_cycle(edges)
-    if cycle:
-        raise DependencyCycle(cycle)
-    order: list[NewJob] = []
-    visited: set[str] = set()
-    for root in by_id:
-        if root in visited:
-            continue
-        visited.add(root)
-        stack = [(root, iter(edges.get(root, ())))]
-        while stack:
-            node, pending = stack[-1]
-            nxt = next((d for d in pending if d not in visited), None)
-            if nxt is None:
-                order.append(by_id[node])
-                stack.pop()
-            else:
-                visited.add(nxt)
-                stack.append((nxt, iter(edges.get(nxt, ()))))
-    return order
-
-
-def _initial_state(job: NewJob, now: float, plan: _Plan) -> JobState:
-    """blocked / scheduled / pending, or the dependency policy if a dependency ended badly."""
-    if job.depends_on:
-        states = [plan.state(plan.resolve(d)) for d in job.depends_on]
-        for dep, state in zip(job.depends_on, states, strict=True):
-            if state is None:
-                raise UnknownDependency(dep)
-        if any(state in _ENDED_BADLY for state in states):
-            if job.on_dependency_failure is DependencyPolicy.FAIL:
-                return S.FAILED
-            return S.CANCELLED
-        if any(state is not S.COMPLETED for state in states):
-            return S.BLOCKED
-    if job.run_at is not None and job.run_at > now:
-        return S.SCHEDULED
-    return S.PENDING
-
-
-def _insert(cur: Cursor[Any], fresh: list[NewJob], now: float, plan: _Plan) -> None:
+def _insert(cur: Cursor[Any], fresh: list[NewJob], now: float, plan: EnqueuePlan) -> None:
     rows: list[tuple[Any, ...]] = []
     edges: list[tuple[str, str]] = []
     unique: list[tuple[str, str, float | None]] = []
@@ -244,7 +167,7 @@ def _insert(cur: Cursor[Any], fresh: list[NewJob], now: float, plan: _Plan) -> N
             ]
             blocked_by = len(open_deps)
             edges.extend((job.id, d) for d in open_deps)
-        reason = FailureReason.DEPENDENCY_FAILED.value if state in _ENDED_BADLY else None
+        reason = FailureReason.DEPENDENCY_FAILED.value if state in ENDED_BADLY else None
         rows.append(_row(job, state, blocked_by, reason, now))
         if job.unique_key:
             expires = None if job.unique_for is None else now + job.unique_for
