@@ -28,6 +28,7 @@ from conveyor.cli.jobs import jobs
 from conveyor.cli.nodes import nodes, workers
 from conveyor.cli.queues import queues
 from conveyor.cli.scaling import scaling
+from conveyor.cli.schedule import schedule
 from conveyor.cli.worker import worker
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.errors import ConfigurationError, ConveyorError, InvalidJob
@@ -167,7 +168,19 @@ def show_envvars(command: click.Command) -> None:
             show_envvars(sub)
 
 
-for _command in (worker, enqueue, jobs, queues, scaling, nodes, workers, dlq, info, migrate):
+for _command in (
+    worker,
+    enqueue,
+    jobs,
+    queues,
+    scaling,
+    nodes,
+    workers,
+    dlq,
+    info,
+    migrate,
+    schedule,
+):
     main.add_command(_command)
 main.add_command(bench)
 show_envvars(main)

@@ -1,0 +1,102 @@
+"""Recurrences: fixed intervals anchored to an epoch, and the :class:`Schedule` value.
+
+An interval of ``s`` seconds fires at ``anchor + k * s`` for whole ``k``; the next fire
+time after any instant is computed from the anchor, never from the previous run, so
+it does not drift however late a run was. Intervals count elapsed seconds, so DST
+changes do not affect them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from conveyor.scheduler.cron import CronExpr, ScheduleError, load_zone
+
+__all__ = ["EPOCH", "MAX_INTERVAL_SECONDS", "Interval", "Schedule", "describe_interval"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""The default anchor of interval recurrences."""
+
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600
+"""The longest interval accepted (one leap year)."""
+
+
+def _require_aware(after: datetime, n: int) -> None:
+    if after.tzinfo is None or after.utcoffset() is None:
+        raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
+    if n < 1:
+        raise ScheduleError("count", f"{n} must be at least 1")
+    if not 1970 <= after.year <= 9000:
+        raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Every ``seconds`` seconds, at ``anchor + k * seconds``."""
+
+    seconds: int
+    anchor: datetime = EPOCH
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.seconds <= MAX_INTERVAL_SECONDS:
+            raise ScheduleError(
+                "interval", f"{self.seconds} seconds is out of range 1-{MAX_INTERVAL_SECONDS}"
+            )
+        if self.anchor.tzinfo is None:
+            raise ScheduleError("anchor", "must carry a UTC offset")
+
+    def next_after(self, after: datetime, tz: ZoneInfo, n: int = 1) -> list[datetime]:
+        """The first ``n`` fire times strictly after ``after``, as aware datetimes in ``tz``."""
+        _require_aware(after, n)
+        elapsed = after - self.anchor
+        step = timedelta(seconds=self.seconds)
+        k = elapsed // step + 1
+        return [(self.anchor + (k + i) * step).astimezone(tz) for i in range(n)]
+
+
+def describe_interval(seconds: int) -> str:
+    """``Every 90 seconds``, ``Every 2 hours``, ``Every 7 minutes``."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"Every {unit}" if count == 1 else f"Every {count} {unit}s"
+    return "Every second" if seconds == 1 else f"Every {seconds} seconds"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A parsed schedule: exactly one of ``cron`` and ``interval_seconds`` is set.
+
+    ``tz`` is the zone named in the text (``… in Europe/Berlin``) or None.
+    """
+
+    cron: str | None
+    interval_seconds: int | None
+    tz: str | None
+    description: str
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ScheduleError("schedule", "exactly one of cron and interval_seconds is set")
+
+    def zone(self, default: str = "UTC") -> ZoneInfo:
+        """The schedule's own zone, else ``default``."""
+        return load_zone(self.tz or default)
+
+    def next_after(self, after: datetime, tz: ZoneInfo, n: int = 1) -> list[datetime]:
+        """The first ``n`` fire times strictly after ``after`` in ``tz``."""
+        if self.cron is not None:
+            return CronExpr.parse(self.cron).next_after(after, tz, n)
+        assert self.interval_seconds is not None
+        return Interval(self.interval_seconds).next_after(after, tz, n)
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"cron", "interval_seconds", "tz", "description"}``."""
+        return {
+            "cron": self.cron,
+            "interval_seconds": self.interval_seconds,
+            "tz": self.tz,
+            "description": self.description,
+        }
