@@ -27,6 +27,7 @@ from conveyor.workflow import Chain, Signature
 
 if TYPE_CHECKING:
     from conveyor.config import WorkerSettings
+    from conveyor.scheduler.service import PeriodicEntry
     from conveyor.worker.consumer import Worker
 
 P = ParamSpec("P")
@@ -151,6 +152,8 @@ class App:
             max_payload_bytes=settings.max_payload_bytes,
         )
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.schedules: dict[str, PeriodicEntry] = {}
+        """Periodic entries by name (see :meth:`periodic`), run by ``conveyor scheduler``."""
         self.middleware = list(middleware)
         self.enqueue_middleware = list(enqueue_middleware)
         self.events = EventBus()
@@ -241,6 +244,52 @@ class App:
         )
         self.tasks[name] = task
         return task
+
+    def periodic(
+        self,
+        expression: str,
+        *,
+        tz: str | None = None,
+        name: str | None = None,
+        catch_up: str = "latest",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task enqueued on a schedule by ``conveyor scheduler``.
+
+        ``@app.periodic("every weekday at 9:30", tz="Europe/Paris")``. ``expression`` is
+        cron or English (see :func:`conveyor.scheduler.parse_schedule`) and is parsed
+        now: a bad one raises here. ``name`` names the schedule (default: the task's
+        name); ``catch_up`` is ``skip``, ``latest`` or ``all`` (see
+        :mod:`conveyor.scheduler.service`); ``args``/``kwargs`` are passed to every run.
+        Stacking over ``@app.task(...)`` keeps that task and its options.
+
+        Raises:
+            ScheduleError: the expression or the zone is not understood.
+            InvalidOption: a bad ``catch_up``, arguments the task cannot take, or a
+                schedule of that name already registered.
+        """
+
+        from conveyor.scheduler.service import PeriodicEntry  # the scheduler sits above App
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task: Task[P, R] = fn if isinstance(fn, Task) else self.task(fn)
+            entry_name = name or task.name
+            validation.task_name(entry_name)
+            if entry_name in self.schedules:
+                raise InvalidOption("name", f"a schedule named {entry_name!r} already exists")
+            self.schedules[entry_name] = PeriodicEntry.build(
+                entry_name,
+                task,
+                expression,
+                tz=tz,
+                catch_up=catch_up,
+                args=tuple(args),
+                kwargs=kwargs,
+            )
+            return task
+
+        return register
 
     def get_task(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name``, or :class:`UnknownTask`."""

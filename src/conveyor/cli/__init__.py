@@ -28,7 +28,7 @@ from conveyor.cli.jobs import jobs
 from conveyor.cli.nodes import nodes, workers
 from conveyor.cli.queues import queues
 from conveyor.cli.scaling import scaling
-from conveyor.cli.schedule import schedule
+from conveyor.cli.schedule import schedule, scheduler
 from conveyor.cli.worker import worker
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.errors import ConfigurationError, ConveyorError, InvalidJob
@@ -180,6 +180,7 @@ for _command in (
     info,
     migrate,
     schedule,
+    scheduler,
 ):
     main.add_command(_command)
 main.add_command(bench)

@@ -1,4 +1,5 @@
-"""``conveyor schedule``: preview when a cron or English schedule fires.
+"""``conveyor schedule``: preview when a cron or English schedule fires; ``conveyor
+scheduler``: run the service that enqueues the app's periodic tasks.
 
 ``preview`` prints the next fire times strictly after ``--after`` (default: now). The
 zone is the one named in the expression (``… in Europe/Berlin``), else ``--tz``, else
@@ -7,12 +8,25 @@ UTC; naming one zone in the text and a different one with ``--tz`` is refused.
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from conveyor.cli import render
 from conveyor.scheduler import ScheduleError, load_zone, parse_schedule
+from conveyor.scheduler.service import DEFAULT_LOOKBACK, DEFAULT_MAX_CATCH_UP, Scheduler
+
+if TYPE_CHECKING:
+    from conveyor.cli import CliState
+
+log = logging.getLogger("conveyor.scheduler")
 
 MAX_COUNT = 1000
 
@@ -100,3 +114,47 @@ def _table(
             moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         )
     out.print(table)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` while inside; the previous handlers come back after."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@click.command()
+@click.option(
+    "--lookback",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_LOOKBACK,
+    help="Seconds back in which missed fire times are still caught up.",
+)
+@click.option(
+    "--max-catch-up",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CATCH_UP,
+    help="Most fire times one schedule enqueues in one pass (catch_up='all').",
+)
+@click.pass_obj
+def scheduler(state: CliState, lookback: float, max_catch_up: int) -> None:
+    """Run the scheduler: enqueue the app's @app.periodic tasks when due, until SIGTERM
+    or Ctrl-C. Run as many as you like: each fire time is enqueued once."""
+    app = state.app(need_tasks=True)
+    if not app.schedules:
+        log.warning("the app has no periodic schedules (@app.periodic); nothing will be enqueued")
+    service = Scheduler(app, lookback=lookback, max_catch_up=max_catch_up)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        service.run(stop)

@@ -1,4 +1,4 @@
-"""Schedules: cron and English recurrences in IANA time zones (pure functions, no I/O).
+"""Schedules: cron and English recurrences in IANA time zones, and the periodic service.
 
 * :class:`CronExpr` — 5- and 6-field cron and ``@daily``-style macros, DST-correct.
 * :class:`Interval` — every N seconds, anchored to the Unix epoch so it never drifts.
@@ -7,8 +7,9 @@
 
 Every refusal is a :class:`ScheduleError` (an :class:`~conveyor.errors.InvalidOption`,
 so an :class:`~conveyor.errors.InvalidJob`) whose message names the faulty field.
-Stored schedules, exactly-once firing, catch-up, rate limits and conditions are not
-part of this package yet.
+:mod:`conveyor.scheduler.service` fires ``@app.periodic`` schedules exactly once per
+fire time through the stores' unique keys, with a catch-up policy. Schedules stored in
+the store, rate limits and conditions are not part of this package yet.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""Three real ``conveyor scheduler`` processes on one store enqueue each fire time once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conveyor.stores import open_store
+from conveyor.stores.base import JobQuery
+
+pytestmark = pytest.mark.slow
+
+APP_MODULE = textwrap.dedent(
+    """
+    from conveyor import App
+
+    app = App()
+
+
+    @app.periodic("every second", name="beat")
+    def beat() -> None:
+        return None
+    """
+)
+PROCESSES = 3
+RUN_SECONDS = 4.5
+
+
+def _run_schedulers(dsn: str, tmp_path: Path) -> None:
+    (tmp_path / "beatapp.py").write_text(APP_MODULE)
+    store = open_store(dsn)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    env = {
+        **os.environ,
+        "CONVEYOR_STORE": dsn,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "conveyor", "--app", "beatapp:app", "scheduler"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(PROCESSES):
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        time.sleep(RUN_SECONDS)
+        for proc in procs:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            _, stderr = proc.communicate(timeout=20)
+            assert proc.returncode == 0, stderr.decode()
+            assert b"scheduler stopped" in stderr, stderr.decode()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _assert_each_fire_time_once(dsn: str) -> None:
+    store = open_store(dsn)
+    try:
+        page = store.search(JobQuery(limit=10_000))
+        jobs = [store.get(job.id) for job in page.items]
+    finally:
+        store.close()
+    keys = Counter(job.unique_key for job in jobs if job is not None)
+    assert page.total == len(jobs)
+    assert all(key is not None and key.startswith("periodic:beat:") for key in keys)
+    assert len(keys) >= 3, keys
+    assert set(keys.values()) == {1}, keys
+
+
+def test_three_scheduler_processes_on_one_sqlite_file(tmp_path: Path) -> None:
+    dsn = f"sqlite:///{tmp_path / 'jobs.db'}"
+    _run_schedulers(dsn, tmp_path)
+    _assert_each_fire_time_once(dsn)
+
+
+def test_three_scheduler_processes_on_one_postgres_schema(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    _run_schedulers(postgres_dsn, tmp_path)
+    _assert_each_fire_time_once(postgres_dsn)
