@@ -53,6 +53,7 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 
 S = JobState
@@ -514,28 +515,28 @@ class MemoryStore:
                 key=lambda j: (j.lease_expires_at or 0.0, j.id),
             )[: params.limit]
             for job in expired:
-                rescues = job.rescue_count + 1
-                error = JobError(
+                decision = decide_rescue(
+                    job.id,
                     attempt=job.attempt,
-                    type="LeaseExpired",
-                    message=f"lease of worker {job.worker_id} expired (crashed or stalled)",
-                    worker_id=job.worker_id or "",
+                    max_attempts=job.max_attempts,
+                    rescue_count=job.rescue_count,
+                    worker_id=job.worker_id,
                     started_at=job.started_at,
-                    failed_at=t,
+                    params=params,
+                    now=t,
                 )
-                reason: str | None = None
-                if rescues >= params.max_rescues:
-                    reason = FailureReason.POISON.value
-                elif job.attempt >= job.max_attempts:
-                    reason = FailureReason.EXHAUSTED.value
-                target = S.FAILED if reason else S.RETRYING
-                check_transition(job.id, job.state, target)
+                target, reason, error, rescues = (
+                    decision.target,
+                    decision.reason,
+                    decision.error,
+                    decision.rescues,
+                )
                 self._jobs[job.id] = dataclasses.replace(
                     job,
                     state=target,
                     rescue_count=rescues,
                     errors=(*job.errors, error),
-                    run_at=job.run_at if reason else t + params.retry_delay,
+                    run_at=job.run_at if decision.retry_at is None else decision.retry_at,
                     lease_token=None,
                     lease_expires_at=None,
                     finished_at=t,

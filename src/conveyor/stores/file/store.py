@@ -61,6 +61,7 @@ from conveyor.stores.base import (
 from conveyor.stores.file import layout
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
+from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
@@ -801,29 +802,29 @@ def _rescue(tx: Transaction, params: RescueParams, t: float) -> RescueResult:
         job = tx.job(job_id)
         if job is None or job.state is not S.PROCESSING:
             continue
-        rescues = job.rescue_count + 1
-        error = JobError(
+        decision = decide_rescue(
+            job.id,
             attempt=job.attempt,
-            type="LeaseExpired",
-            message=f"lease of worker {job.worker_id} expired (crashed or stalled)",
-            worker_id=job.worker_id or "",
+            max_attempts=job.max_attempts,
+            rescue_count=job.rescue_count,
+            worker_id=job.worker_id,
             started_at=job.started_at,
-            failed_at=t,
+            params=params,
+            now=t,
         )
-        reason: str | None = None
-        if rescues >= params.max_rescues:
-            reason = FailureReason.POISON.value
-        elif job.attempt >= job.max_attempts:
-            reason = FailureReason.EXHAUSTED.value
-        target = S.FAILED if reason else S.RETRYING
-        check_transition(job.id, job.state, target)
+        target, reason, error, rescues = (
+            decision.target,
+            decision.reason,
+            decision.error,
+            decision.rescues,
+        )
         tx.put(
             dataclasses.replace(
                 job,
                 state=target,
                 rescue_count=rescues,
                 errors=(*job.errors, error),
-                run_at=job.run_at if reason else t + params.retry_delay,
+                run_at=job.run_at if decision.retry_at is None else decision.retry_at,
                 lease_token=None,
                 lease_expires_at=None,
                 finished_at=t,

@@ -13,8 +13,6 @@ from psycopg import Cursor
 
 from conveyor.job import (
     TERMINAL_STATES,
-    FailureReason,
-    JobError,
     JobState,
     Lease,
     check_transition,
@@ -33,6 +31,7 @@ from conveyor.stores.base import (
 from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres.dependencies import propagate_failure, release_dependents
 from conveyor.stores.postgres.rows import TOKEN_INDEX, encode_error, job_from_row, state_of
+from conveyor.stores.rescue import decide_rescue
 
 S = JobState
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
@@ -136,23 +135,23 @@ def rescue_jobs(cur: Cursor[Any], params: RescueParams, now: float) -> RescueRes
     failed: list[str] = []
     expired = cur.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
     for job_id, attempt, max_attempts, rescue_count, worker_id, started_at in expired:
-        rescues = rescue_count + 1
-        reason: str | None = None
-        if rescues >= params.max_rescues:
-            reason = FailureReason.POISON.value
-        elif attempt >= max_attempts:
-            reason = FailureReason.EXHAUSTED.value
-        target = S.FAILED if reason else S.RETRYING
-        check_transition(job_id, S.PROCESSING, target)
-        error = JobError(
+        decision = decide_rescue(
+            job_id,
             attempt=attempt,
-            type="LeaseExpired",
-            message=f"lease of worker {worker_id} expired (crashed or stalled)",
-            worker_id=worker_id or "",
+            max_attempts=max_attempts,
+            rescue_count=rescue_count,
+            worker_id=worker_id,
             started_at=started_at,
-            failed_at=now,
+            params=params,
+            now=now,
         )
-        run_at = None if reason else now + params.retry_delay
+        target, reason, rescues, run_at = (
+            decision.target,
+            decision.reason,
+            decision.rescues,
+            decision.retry_at,
+        )
+        error = decision.error
         row = cur.execute(
             q.RESCUE, (target.value, rescues, encode_error(error), run_at, now, reason, job_id)
         ).fetchone()

@@ -13,8 +13,6 @@ from typing import Any
 
 from conveyor.job import (
     TERMINAL_STATES,
-    FailureReason,
-    JobError,
     JobState,
     Lease,
     check_transition,
@@ -30,6 +28,7 @@ from conveyor.stores.base import (
     RescueParams,
     RescueResult,
 )
+from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite.dependencies import propagate_failure, release_dependents
 from conveyor.stores.sqlite.rows import encode_error, encode_ids, job_from_row, state_of
@@ -135,23 +134,23 @@ def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> R
     failed: list[str] = []
     expired = conn.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
     for job_id, attempt, max_attempts, rescue_count, worker_id, started_at in expired:
-        rescues = rescue_count + 1
-        reason: str | None = None
-        if rescues >= params.max_rescues:
-            reason = FailureReason.POISON.value
-        elif attempt >= max_attempts:
-            reason = FailureReason.EXHAUSTED.value
-        target = S.FAILED if reason else S.RETRYING
-        check_transition(job_id, S.PROCESSING, target)
-        error = JobError(
+        decision = decide_rescue(
+            job_id,
             attempt=attempt,
-            type="LeaseExpired",
-            message=f"lease of worker {worker_id} expired (crashed or stalled)",
-            worker_id=worker_id or "",
+            max_attempts=max_attempts,
+            rescue_count=rescue_count,
+            worker_id=worker_id,
             started_at=started_at,
-            failed_at=now,
+            params=params,
+            now=now,
         )
-        run_at = None if reason else now + params.retry_delay
+        target, reason, rescues, run_at = (
+            decision.target,
+            decision.reason,
+            decision.rescues,
+            decision.retry_at,
+        )
+        error = decision.error
         row = conn.execute(
             q.RESCUE, (target.value, rescues, encode_error(error), run_at, now, reason, job_id)
         ).fetchall()
