@@ -39,7 +39,8 @@ from conveyor.stores.enqueue_plan import (
     has_keys,
     initial_state,
 )
-from conveyor.stores.postgres.rows import COLUMN_LIST, JOB_COLUMNS, encode_tags, state_of
+from conveyor.stores.postgres.rows import COLUMN_LIST, encode_tags, state_of
+from conveyor.stores.sql_columns import JOB_COLUMNS
 
 S = JobState
 

@@ -31,10 +31,10 @@ from conveyor.stores.enqueue_plan import (
     has_keys,
     initial_state,
 )
+from conveyor.stores.sql_columns import JOB_COLUMNS
 from conveyor.stores.sqlite.rows import (
     COLUMN_LIST,
     INLINE_PAYLOAD_MAX,
-    JOB_COLUMNS,
     encode_ids,
     encode_tags,
     state_of,

@@ -15,39 +15,8 @@ import orjson
 
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy, Job, JobError, JobState
+from conveyor.stores.sql_columns import JOB_COLUMNS
 
-JOB_COLUMNS: Final = (
-    "id",
-    "queue",
-    "task",
-    "payload",
-    "state",
-    "priority",
-    "attempt",
-    "max_attempts",
-    "run_at",
-    "timeout",
-    "lease_token",
-    "lease_expires_at",
-    "worker_id",
-    "depends_on",
-    "blocked_by",
-    "on_dependency_failure",
-    "parent_id",
-    "tags",
-    "unique_key",
-    "idempotency_key",
-    "task_version",
-    "result",
-    "errors",
-    "failure_reason",
-    "rescue_count",
-    "cancel_requested",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "heartbeat_at",
-)
 COLUMN_LIST: Final = ", ".join(JOB_COLUMNS)
 """Column names, for INSERT."""
 INLINE_PAYLOAD_MAX: Final = 2048
