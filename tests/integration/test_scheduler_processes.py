@@ -59,7 +59,7 @@ def _run_schedulers(dsn: str, tmp_path: Path) -> None:
                     stderr=subprocess.PIPE,
                 )
             )
-        time.sleep(RUN_SECONDS)
+        _wait_for_fire_times(dsn, procs)
         for proc in procs:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             proc.send_signal(signal.SIGTERM)
@@ -72,6 +72,20 @@ def _run_schedulers(dsn: str, tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_for_fire_times(dsn: str, procs: list[subprocess.Popen[bytes]], want: int = 4) -> None:
+    """Let the schedulers run until ``want`` fire times are in (start-up is slow under load)."""
+    deadline = time.monotonic() + 60
+    store = open_store(dsn)
+    try:
+        while store.search(JobQuery(limit=1)).total < want:
+            assert all(p.poll() is None for p in procs), "a scheduler exited early"
+            assert time.monotonic() < deadline, "the schedulers enqueued too few fire times"
+            time.sleep(0.2)
+    finally:
+        store.close()
+    time.sleep(RUN_SECONDS / 3)  # a few more fire times with all three racing
 
 
 def _assert_each_fire_time_once(dsn: str) -> None:
