@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from conveyor import validation
 from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
+from conveyor.conditions import Condition, ConditionContext, check_conditions
 from conveyor.config import AppSettings, build, read_file_settings
+from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
@@ -27,6 +29,7 @@ from conveyor.workflow import Chain, Signature
 
 if TYPE_CHECKING:
     from conveyor.config import WorkerSettings
+    from conveyor.coordination.decisions import DecisionEntry
     from conveyor.scheduler.service import PeriodicEntry
     from conveyor.worker.consumer import Worker
 
@@ -43,6 +46,8 @@ class Payload:
     args: list[Any]
     kwargs: dict[str, Any]
     piped_from: str | None = None
+    conditions: tuple[dict[str, Any], ...] = ()
+    """Conditions given to this job at enqueue, as stored (see :mod:`conveyor.conditions`)."""
 
 
 class JobInfo:
@@ -88,6 +93,13 @@ class JobInfo:
     def payload(self) -> Payload:
         """Decoded arguments (raises CorruptPayload if the stored frame is bad)."""
         return self.app.decode_payload(self.job)
+
+    @property
+    def decisions(self) -> list[DecisionEntry]:
+        """What conditions and limits decided before runs (deferred, skipped), oldest first."""
+        from conveyor.coordination.decisions import read_decisions
+
+        return read_decisions(self.app.store, self.job.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +166,10 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, PeriodicEntry] = {}
         """Periodic entries by name (see :meth:`periodic`), run by ``conveyor scheduler``."""
+        self.queue_limits: dict[str, tuple[Limit, ...]] = {}
+        """Limits every job of a queue counts against (see :meth:`limit_queue`)."""
+        self.predicates: dict[str, Callable[[ConditionContext], object]] = {}
+        """Custom conditions by name (see :meth:`condition`)."""
         self.middleware = list(middleware)
         self.enqueue_middleware = list(enqueue_middleware)
         self.events = EventBus()
@@ -202,6 +218,8 @@ class App:
         tags: Sequence[str] = (),
         version: int = 1,
         on_dependency_failure: str = "fail",
+        limits: Sequence[Limit | str] = (),
+        conditions: Sequence[Condition] = (),
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]  # mypy cannot match **options to keyword-only overloads
@@ -226,6 +244,8 @@ class App:
             options.pop("retry", None)
         if "retry_on" in options:
             options["retry_on"] = tuple(options["retry_on"])
+        if "limits" in options:
+            options["limits"] = check_limits(options["limits"])
         try:
             task_options = TaskOptions(**options)
         except TypeError as exc:
@@ -244,6 +264,34 @@ class App:
         )
         self.tasks[name] = task
         return task
+
+    def limit_queue(self, queue: str, *limits: Limit | str) -> None:
+        """Limit every job of ``queue``, across all workers: ``app.limit_queue("emails",
+        "100/m", Concurrency(5))``. Replaces the queue's earlier limits."""
+        validation.queue_name(queue)
+        self.queue_limits[queue] = check_limits(limits)
+
+    def condition(
+        self, name: str | None = None
+    ) -> Callable[[Callable[[ConditionContext], object]], Callable[[ConditionContext], object]]:
+        """Register a custom condition for :class:`conveyor.conditions.Predicate`.
+
+        ``@app.condition()`` (named after the function) or ``@app.condition("name")``;
+        the function gets a :class:`~conveyor.conditions.ConditionContext` and returns
+        true to run (or a :class:`~conveyor.conditions.Decision`)."""
+
+        def register(
+            fn: Callable[[ConditionContext], object],
+        ) -> Callable[[ConditionContext], object]:
+            key = name or getattr(fn, "__name__", "")
+            if not key:
+                raise InvalidOption("name", "give the condition a name")
+            if key in self.predicates and self.predicates[key] is not fn:
+                raise InvalidOption("name", f"a condition named {key!r} already exists")
+            self.predicates[key] = fn
+            return fn
+
+        return register
 
     def periodic(
         self,
@@ -356,7 +404,7 @@ class App:
         task.check_arguments(args, kwargs, piped_from is not None)
         defaults = task.options
         job_id = self.ids.new()
-        data = self.encode_arguments(args, kwargs, piped_from)
+        data = self.encode_arguments(args, kwargs, piped_from, options.conditions)
         fingerprint = ""
         if options.idempotency_key:
             import hashlib  # only idempotent enqueues need it (it loads OpenSSL)
@@ -385,12 +433,19 @@ class App:
         )
 
     def encode_arguments(
-        self, args: Sequence[Any], kwargs: dict[str, Any], piped_from: str | None
+        self,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        piped_from: str | None,
+        conditions: Sequence[Condition] = (),
     ) -> bytes:
         """Serialize arguments to JSON bytes; errors name the path (``args[1].items[3]``)."""
         encoded_args = self.codec.dumps(list(args), what="args")
         encoded_kwargs = self.codec.dumps(kwargs, what="kwargs")
         piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
+        if conditions:
+            specs = [c.to_spec() for c in check_conditions(conditions)]
+            piped += b',"c":' + self.codec.dumps(specs, what="conditions")
         return b'{"a":' + encoded_args + b',"k":' + encoded_kwargs + piped + b"}"
 
     def submit(
@@ -427,9 +482,15 @@ class App:
             raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
         kwargs = value.get("k", {})
         piped = value.get("p")
-        if not isinstance(kwargs, dict) or not (piped is None or isinstance(piped, str)):
+        conditions = value.get("c", [])
+        if (
+            not isinstance(kwargs, dict)
+            or not (piped is None or isinstance(piped, str))
+            or not isinstance(conditions, list)
+            or not all(isinstance(c, dict) for c in conditions)
+        ):
             raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
-        return Payload(value["a"], kwargs, piped)
+        return Payload(value["a"], kwargs, piped, tuple(conditions))
 
     def encode_result(self, job_id: str, value: object) -> bytes | None:
         """Encode a handler's return value (None stays None)."""

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from conveyor import validation
+from conveyor.conditions import Condition, check_conditions
+from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy
 from conveyor.retry import DEFAULT_POLICY, RetryPolicy
@@ -38,8 +40,14 @@ class TaskOptions:
     tags: tuple[str, ...] = ()
     version: int = 1
     on_dependency_failure: DependencyPolicy = DependencyPolicy.FAIL
+    limits: tuple[Limit, ...] = ()
+    """Rate and concurrency limits every job of the task counts against (store-wide)."""
+    conditions: tuple[Condition, ...] = ()
+    """Checked before each run: run, defer or skip (see :mod:`conveyor.conditions`)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "limits", check_limits(self.limits))
+        object.__setattr__(self, "conditions", check_conditions(self.conditions))
         validation.queue_name(self.queue)
         object.__setattr__(self, "priority", validation.priority(self.priority))
         validation.max_attempts(self.max_attempts)
@@ -74,6 +82,8 @@ class JobOptions:
     tags: tuple[str, ...] = ()
     connection: object | None = None
     """A database connection whose transaction the enqueue joins (SQLite)."""
+    conditions: tuple[Condition, ...] = ()
+    """Checked before the run, on top of the task's (stored with the job)."""
 
     def __post_init__(self) -> None:
         if self.queue is not None:
@@ -107,11 +117,12 @@ class JobOptions:
         validation.seconds(self.idempotency_for, "idempotency_for")
         validation.seconds(self.unique_for, "unique_for")
         object.__setattr__(self, "tags", validation.tags(self.tags))
+        object.__setattr__(self, "conditions", check_conditions(self.conditions))
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with ``changes`` applied (validated); unknown names are refused."""
         check_option_names(changes)
-        for name in ("depends_on", "tags"):
+        for name in ("depends_on", "tags", "conditions"):
             value = changes.get(name)
             if value is None and name in changes:
                 changes[name] = ()

@@ -37,6 +37,13 @@ Semantics every driver must keep:
   attempt is left, ``poison`` when ``rescue_count`` reaches ``max_rescues``),
   appending a ``LeaseExpired`` error.
 * Every state change is checked against :data:`conveyor.job.TRANSITIONS`.
+
+**Records** are the coordination primitive (schedules, leader leases, rate-limit
+windows, concurrency slots, condition decisions): small values under
+``(namespace, key)`` with a version that grows by one on every write, written only by
+compare-and-set, and an optional expiry after which the record reads as absent. The
+logic built on them lives above the store (:mod:`conveyor.coordination`), so every
+driver only has to get this one atomic step right.
 """
 
 from __future__ import annotations
@@ -239,6 +246,23 @@ class NodeInfo:
     workers: tuple[WorkerInfo, ...] = ()
 
 
+RECORD_VALUE_MAX = 1 << 20
+"""Largest record value in bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A versioned coordination value (see the module docstring)."""
+
+    namespace: str
+    key: str
+    value: bytes
+    version: int
+    """1 for the first write of the key, then one more on every write."""
+    expires_at: float | None = None
+    """Store-clock time after which the record reads as absent; None: never."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """The single source of truth for jobs; every state change is one fenced operation."""
@@ -394,4 +418,38 @@ class Store(Protocol):
 
         Dependents of a deleted job that had not completed get their dependency policy
         (failed or cancelled), as if the dependency had failed."""
+        ...
+
+    # records -------------------------------------------------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The record, or None if there is none or it has expired."""
+        ...
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set: write ``value`` and return the new record, or None on conflict.
+
+        ``expect_version=None`` creates: it succeeds only if the key is absent or expired.
+        An integer replaces: it succeeds only if the live record has that version. The new
+        version is the previous one plus one (an expired record's version counts too, so a
+        version is never reused for a key)."""
+        ...
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record, live or expired (only if it has ``expect_version``, when
+        given); True if a record was deleted. A key created again starts at version 1."""
+        ...
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of ``namespace`` whose key starts with ``prefix``, by key."""
         ...

@@ -48,11 +48,13 @@ from conveyor.stores.base import (
     Page,
     PruneParams,
     PruneResult,
+    Record,
     RescueParams,
     RescueResult,
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.records import RecordTable, check_record
 from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 
@@ -79,6 +81,7 @@ class MemoryStore:
         self._unique: dict[str, _KeyHold] = {}
         self._idempotency: dict[str, _KeyHold] = {}
         self._nodes: dict[str, NodeInfo] = {}
+        self._records = RecordTable.empty()
         self._wakeups = 0
 
     # lifecycle ---------------------------------------------------------------------------
@@ -569,7 +572,7 @@ class MemoryStore:
             for job_id in doomed:
                 del self._jobs[job_id]
                 self._dependents.pop(job_id, None)
-            orphans = self._drop_orphans(t)
+            orphans = self._drop_orphans(t) + self._records.drop_expired(t)
         return PruneResult(len(doomed), orphans)
 
     def _drop_orphans(self, now: float) -> int:
@@ -709,6 +712,44 @@ class MemoryStore:
         return deleted
 
     # testing aids --------------------------------------------------------------------------
+    # records -----------------------------------------------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The live record, or None."""
+        check_record(namespace, key)
+        with self._lock:
+            return self._records.get(namespace, key, self._now(now))
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set under the store lock."""
+        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
+        with self._lock:
+            return self._records.put(
+                namespace, key, value, expect_version, expires_at, self._now(now)
+            )
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record (at ``expect_version`` when given)."""
+        check_record(namespace, key, expect_version=expect_version)
+        with self._lock:
+            return self._records.delete(namespace, key, expect_version)
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of the namespace, by key."""
+        check_record(namespace, prefix or "-")
+        with self._lock:
+            return self._records.list(namespace, prefix, self._now(now))
+
     def all_jobs(self) -> list[Job]:
         """Every job, oldest first (for tests and the sync mode)."""
         with self._lock:

@@ -24,6 +24,7 @@ from conveyor.maintenance.rescuer import Rescuer
 from conveyor.queues import QueueSelector, parse_queues
 from conveyor.stores.base import ClaimParams, Completion
 from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
+from conveyor.worker.gate import Gate
 from conveyor.worker.heartbeat import LeaseKeeper
 from conveyor.worker.interrupt import Interrupter
 from conveyor.worker.reporting import (
@@ -76,7 +77,8 @@ class Worker:
         self.queue_spec = parse_queues(settings.queues)
         self.selector = QueueSelector(self.queue_spec)
         self.interrupter = Interrupter()
-        self.executor = Executor(app, self.worker_id, self.interrupter)
+        self.gate = Gate(app, slot_ttl=settings.lease_seconds)
+        self.executor = Executor(app, self.worker_id, self.interrupter, self.gate)
         self.keeper = LeaseKeeper(
             self.store,
             app.clock,
@@ -84,7 +86,7 @@ class Worker:
             interval=settings.heartbeat_interval,
             on_lost=self._on_lease_lost,
             on_cancel=self._on_cancel_requested,
-            on_round=lambda: self.reporter.alive(self.stats),
+            on_round=self._heartbeat_round,
         )
         self.rescuer = Rescuer(
             self.store,
@@ -104,6 +106,10 @@ class Worker:
         self._acks: list[Completion] = []
         self._idle = False
         self._grace_timer: threading.Timer | None = None
+
+    def _heartbeat_round(self) -> None:
+        self.gate.renew()
+        self.reporter.alive(self.stats)
 
     # intent ------------------------------------------------------------------------------
     def request_stop(self, *, immediate: bool = False) -> None:
@@ -378,9 +384,12 @@ class Worker:
                 assert outcome.error is not None
                 self.store.fail(lease, outcome.error, retry_at=None, reason=outcome.reason)
                 self.stats.failed += 1
-            elif outcome.kind is Kind.CANCELLED:
+            elif outcome.kind is Kind.CANCELLED or outcome.kind is Kind.SKIPPED:
                 self.store.finish_cancelled(lease)
                 self.stats.cancelled += 1
+            elif outcome.kind is Kind.DEFERRED:
+                self.store.release(lease, run_at=outcome.retry_at)
+                self.stats.deferred += 1
             else:
                 self.store.release(lease)
                 self.stats.released += 1

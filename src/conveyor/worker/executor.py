@@ -28,10 +28,13 @@ from conveyor.errors import (
 from conveyor.job import FailureReason, JobError, Lease
 from conveyor.middleware import compose_execute
 from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.worker.gate import Gate
 from conveyor.worker.interrupt import Interrupter
 
 if TYPE_CHECKING:
     import asyncio
+
+    from conveyor.task import Task
 
 
 class ShutdownInterrupt(Interrupt):
@@ -46,6 +49,10 @@ class Kind(enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RELEASED = "released"
+    DEFERRED = "deferred"
+    """A condition or limit put the job back until ``retry_at`` (no attempt used)."""
+    SKIPPED = "skipped"
+    """A condition decided the job does not run; it ends cancelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +72,15 @@ class Outcome:
 class Executor:
     """Runs jobs for one worker; owns the event loop used by ``async def`` tasks."""
 
-    def __init__(self, app: App, worker_id: str, interrupter: Interrupter | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        worker_id: str,
+        interrupter: Interrupter | None = None,
+        gate: Gate | None = None,
+    ) -> None:
         self.app = app
+        self.gate = gate
         self.worker_id = worker_id
         self.interrupter = interrupter or Interrupter()
         self.rng = random.Random()
@@ -97,6 +111,29 @@ class Executor:
             return self._failed(lease, exc, started, FailureReason.CORRUPT)
         except UnknownTask as exc:
             return self._after_error(lease, exc, started, FailureReason.UNKNOWN_TASK)
+        if self.gate is not None:
+            admission = self.gate.admit(task, job, payload)
+            decision = admission.decision
+            if decision is not None:
+                if decision.action == "skip":
+                    return Outcome(Kind.SKIPPED)
+                return Outcome(Kind.DEFERRED, retry_at=started + (decision.delay or 1.0))
+            try:
+                return self._run(lease, task, args, payload.kwargs, started)
+            finally:
+                if admission.slots:
+                    self.gate.release(job.id)
+        return self._run(lease, task, args, payload.kwargs, started)
+
+    def _run(
+        self,
+        lease: Lease,
+        task: Task[Any, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        started: float,
+    ) -> Outcome:
+        job = lease.job
 
         ctx = JobContext(
             job_id=job.id,
@@ -112,11 +149,11 @@ class Executor:
         timeout = job.timeout if job.timeout is not None else task.options.timeout
         try:
             if task.is_async:
-                call = self._async_call(task.fn, args, payload.kwargs, timeout)
+                call = self._async_call(task.fn, args, kwargs, timeout)
                 handler: Callable[[], object] = call
                 on_interrupt: Callable[[type[Interrupt]], None] | None = self._cancel_async
             else:
-                fn, kw = task.fn, payload.kwargs
+                fn, kw = task.fn, kwargs
 
                 def handler() -> object:
                     return fn(*args, **kw)

@@ -29,6 +29,8 @@ class WorkerStats:
     retried: int = 0
     cancelled: int = 0
     released: int = 0
+    deferred: int = 0
+    """Put back by a condition or a limit (no attempt used)."""
     lost: int = 0
 
 

@@ -12,6 +12,7 @@ Everything lives under one root directory::
     keys/unique/<sha256>.json     unique-key hold
     keys/idempotency/<sha256>.json idempotency-key hold
     nodes/<sha256>.json           worker node record
+    records/<sha256>/<sha256>     record of (namespace, key), by the digest of each
 
 A marker's name carries the numbers its state is ordered by, so a claim sorts one
 queue's pending directory without opening a job file: ``a`` is the priority for pending
@@ -48,6 +49,7 @@ DEPS_DIR = "deps"
 UNIQUE_DIR = "keys/unique"
 IDEMPOTENCY_DIR = "keys/idempotency"
 NODES_DIR = "nodes"
+RECORDS_DIR = "records"
 WAKE_BASE = ".conveyor"
 """The wake-up channel's sockets live in ``<root>/.conveyor.wake/``."""
 
@@ -121,6 +123,21 @@ def idempotency_path(key: str) -> str:
 def node_path(node_id: str) -> str:
     """Relative path of a node record."""
     return f"{NODES_DIR}/{digest(node_id)}.json"
+
+
+def records_dir(namespace: str) -> str:
+    """Relative directory of one namespace's records."""
+    return f"{RECORDS_DIR}/{digest(namespace)}"
+
+
+def record_path(namespace: str, key: str) -> str:
+    """Relative path of the record of ``(namespace, key)``."""
+    return f"{records_dir(namespace)}/{digest(key)}"
+
+
+def is_record_name(name: str) -> bool:
+    """Whether ``name`` is a digest, as a namespace directory or record file is named."""
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
 def index_dir(state: JobState, queue: str) -> str:

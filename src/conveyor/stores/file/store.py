@@ -53,14 +53,17 @@ from conveyor.stores.base import (
     Page,
     PruneParams,
     PruneResult,
+    Record,
     RescueParams,
     RescueResult,
     StageResult,
     StoreInfo,
 )
 from conveyor.stores.file import layout
+from conveyor.stores.file import records as file_records
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
+from conveyor.stores.records import check_record
 from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 from conveyor.stores.wakeup import WakeChannel
@@ -543,7 +546,8 @@ class FileStore:
         return self._write(lambda tx: _rescue(tx, params, t))
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention; drop orphaned key holds."""
+        """Delete terminal jobs past their retention; drop orphaned key holds and
+        expired records (counted as orphans)."""
         t = self._now(params.now)
         ages = {
             S.COMPLETED: params.completed_after,
@@ -562,7 +566,8 @@ class FileStore:
             for _, job_id in doomed:
                 tx.drop(job_id)
                 tx.pop_dependents(job_id)
-            return PruneResult(len(doomed), _drop_orphans(tx, t))
+            orphans = _drop_orphans(tx, t) + file_records.drop_expired(tx, t)
+            return PruneResult(len(doomed), orphans)
 
         return self._write(work)
 
@@ -722,6 +727,43 @@ class FileStore:
             return len(stale)
 
         return self._write(work)
+
+    # records (see conveyor.stores.file.records) -------------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The live record, or None (no lock: record files are replaced atomically)."""
+        check_record(namespace, key)
+        return file_records.get(self._dir, namespace, key, self._now(now))
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set in one journalled transaction under the lock (the clock is
+        read once the lock is held, so a wait for it never judges expiry by a stale time)."""
+        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
+        return self._write(
+            lambda tx: file_records.put(
+                tx, namespace, key, value, expect_version, expires_at, self._now(now)
+            )
+        )
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record, live or expired (at ``expect_version`` when given)."""
+        check_record(namespace, key, expect_version=expect_version)
+        return self._write(lambda tx: file_records.delete(tx, namespace, key, expect_version))
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of the namespace, by key (no lock)."""
+        check_record(namespace, prefix or "-")
+        return file_records.list_live(self._dir, namespace, prefix, self._now(now))
 
 
 # helpers ---------------------------------------------------------------------------------

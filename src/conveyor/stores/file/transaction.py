@@ -87,9 +87,13 @@ class Transaction:
         return sorted(q for q in names if layout.is_queue_dir(q))
 
     # other files ------------------------------------------------------------------------
+    def read_bytes(self, rel: str) -> bytes | None:
+        """A file's content as this transaction sees it, or None."""
+        return self._files[rel] if rel in self._files else self.dir.read(rel)
+
     def read_json(self, rel: str) -> Any:
         """A JSON file's value as this transaction sees it, or None."""
-        data = self._files[rel] if rel in self._files else self.dir.read(rel)
+        data = self.read_bytes(rel)
         return None if data is None else json.loads(data)
 
     def write_json(self, rel: str, value: object) -> None:

@@ -30,6 +30,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres.dependencies import propagate_failure, release_dependents
+from conveyor.stores.postgres.records import drop_expired_records
 from conveyor.stores.postgres.rows import TOKEN_INDEX, encode_error, job_from_row, state_of
 from conveyor.stores.rescue import decide_rescue
 
@@ -165,7 +166,7 @@ def rescue_jobs(cur: Cursor[Any], params: RescueParams, now: float) -> RescueRes
 
 
 def prune_jobs(cur: Cursor[Any], params: PruneParams, now: float) -> PruneResult:
-    """Old terminal jobs (oldest first, per state), then key holds and edges left orphaned."""
+    """Old terminal jobs (oldest first, per state), then orphaned rows and expired records."""
     ages = (
         (S.COMPLETED, params.completed_after),
         (S.FAILED, params.failed_after),
@@ -184,6 +185,7 @@ def prune_jobs(cur: Cursor[Any], params: PruneParams, now: float) -> PruneResult
     orphans = cur.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
     orphans += cur.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
     orphans += cur.execute(q.ORPHAN_EDGES).rowcount
+    orphans += drop_expired_records(cur, now)
     return PruneResult(len(doomed), orphans)
 
 

@@ -54,13 +54,14 @@ from conveyor.stores.base import (
     Page,
     PruneParams,
     PruneResult,
+    Record,
     RescueParams,
     RescueResult,
     StageResult,
     StoreInfo,
 )
 from conveyor.stores.postgres import queries as q
-from conveyor.stores.postgres import schema
+from conveyor.stores.postgres import records, schema
 from conveyor.stores.postgres.connection import (
     DEFAULT_SCHEMA,
     check_identifier,
@@ -89,6 +90,7 @@ from conveyor.stores.postgres.rows import (
     node_from_json,
     node_params,
 )
+from conveyor.stores.records import check_record
 from conveyor.stores.server_clock import ServerClock
 
 S = JobState
@@ -544,7 +546,7 @@ class PostgresStore:
         return self._run(rescue_jobs, params, self._now(params.now))
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention, then orphaned key/dependency rows."""
+        """Delete terminal jobs past their retention, then orphaned rows and expired records."""
         return self._run(prune_jobs, params, self._now(params.now))
 
     # management / read model ---------------------------------------------------------------
@@ -637,6 +639,39 @@ class PostgresStore:
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete jobs that are not processing; dependents of unfinished ones get their policy."""
         return self._run(delete_jobs, job_ids, self.clock.now())
+
+    # records (SQL in conveyor.stores.postgres.records) -------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The live record, or None."""
+        check_record(namespace, key)
+        return self._run(records.get_record, namespace, key, self._now(now))
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set in one statement (see :mod:`conveyor.stores.postgres.records`)."""
+        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
+        t = self._now(now)
+        return self._run(records.put_record, namespace, key, value, expect_version, expires_at, t)
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record, live or expired (at ``expect_version`` when given)."""
+        check_record(namespace, key, expect_version=expect_version)
+        return self._run(records.delete_record, namespace, key, expect_version)
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of the namespace whose key starts with ``prefix``, by key."""
+        check_record(namespace, prefix or "-")
+        return self._run(records.list_records, namespace, prefix, self._now(now))
 
 
 def _caller_connection(connection: object, what: str) -> Connection[Any]:

@@ -16,6 +16,7 @@ NAMES = (
     "manage",
     "prune",
     "prune_nodes",
+    "records",
 )
 
 

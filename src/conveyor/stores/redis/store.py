@@ -52,13 +52,15 @@ from conveyor.stores.base import (
     Page,
     PruneParams,
     PruneResult,
+    Record,
     RescueParams,
     RescueResult,
     StageResult,
     StoreInfo,
 )
 from conveyor.stores.node_records import node_from_json, node_params
-from conveyor.stores.redis import codec, scripts
+from conveyor.stores.records import check_record
+from conveyor.stores.redis import codec, records, scripts
 from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
 from conveyor.stores.server_clock import ServerClock
 
@@ -504,7 +506,7 @@ class RedisStore:
         return RescueResult([_text(i) for i in retried], [_text(i) for i in failed])
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention and orphaned key holds."""
+        """Delete terminal jobs past their retention, orphaned key holds, expired records."""
         t = self._now(params.now)
 
         def cutoff(age: float | None) -> str:
@@ -670,3 +672,61 @@ class RedisStore:
         """Forget nodes whose heartbeat is before ``now - older_than``."""
         cutoff = self._now(now) - older_than
         return int(self._run("prune_nodes", [codec.num(cutoff)]))
+
+    # records -----------------------------------------------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The live record, or None (expiry judged by the store's clock)."""
+        check_record(namespace, key)
+        client = self._redis()
+        with _guard():
+            packed = client.hget(records.hash_key(self.prefix, namespace), records.encode(key))
+        return records.live(namespace, key, packed, self._now(now))
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set in one script."""
+        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
+        t = self._now(now)
+        version = self._run(
+            "records",
+            [
+                "put",
+                records.encode(namespace),
+                records.encode(key),
+                codec.num(t),
+                value,
+                "" if expect_version is None else str(expect_version),
+                "" if expires_at is None else codec.num(expires_at),
+            ],
+        )
+        if version is None:
+            return None
+        expiry = None if expires_at is None else float(expires_at)
+        return Record(namespace, key, value, int(version), expiry)
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record, live or expired (at ``expect_version`` when given)."""
+        check_record(namespace, key, expect_version=expect_version)
+        expect = "" if expect_version is None else str(expect_version)
+        reply = self._run(
+            "records", ["delete", records.encode(namespace), records.encode(key), expect]
+        )
+        return bool(int(reply))
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of the namespace whose key starts with ``prefix``, by key."""
+        check_record(namespace, prefix or "-")
+        client = self._redis()
+        with _guard():
+            fields = client.hgetall(records.hash_key(self.prefix, namespace))
+        return records.live_in(namespace, fields, prefix, self._now(now))

@@ -31,6 +31,7 @@ from conveyor.stores.base import (
 from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite.dependencies import propagate_failure, release_dependents
+from conveyor.stores.sqlite.records import drop_expired as drop_expired_records
 from conveyor.stores.sqlite.rows import encode_error, encode_ids, job_from_row, state_of
 
 S = JobState
@@ -164,7 +165,8 @@ def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> R
 
 
 def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> PruneResult:
-    """Old terminal jobs (oldest first, per state), then key holds and edges left orphaned."""
+    """Old terminal jobs (oldest first, per state), then key holds and edges left orphaned
+    and expired records (counted with the orphans)."""
     ages = (
         (S.COMPLETED, params.completed_after),
         (S.FAILED, params.failed_after),
@@ -184,6 +186,7 @@ def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> Pru
     orphans = conn.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
     orphans += conn.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
     orphans += conn.execute(q.ORPHAN_EDGES).rowcount
+    orphans += drop_expired_records(conn, now)
     return PruneResult(len(doomed), orphans)
 
 

@@ -43,14 +43,16 @@ from conveyor.stores.base import (
     Page,
     PruneParams,
     PruneResult,
+    Record,
     RescueParams,
     RescueResult,
     StageResult,
     StoreInfo,
 )
 from conveyor.stores.node_records import node_from_json, node_params
+from conveyor.stores.records import check_record
 from conveyor.stores.sqlite import queries as q
-from conveyor.stores.sqlite import schema
+from conveyor.stores.sqlite import records, schema
 from conveyor.stores.sqlite.checkpoint import Checkpointer
 from conveyor.stores.sqlite.connection import (
     Settings,
@@ -503,7 +505,7 @@ class SQLiteStore:
         return self._write(rescue_jobs, params, self._now(params.now))
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention, then orphaned key/dependency rows."""
+        """Delete terminal jobs past their retention, then orphaned rows and expired records."""
         return self._write(prune_jobs, params, self._now(params.now))
 
     # management / read model ---------------------------------------------------------------
@@ -592,6 +594,39 @@ class SQLiteStore:
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete jobs that are not processing; dependents of unfinished ones get their policy."""
         return self._write(delete_jobs, job_ids, self.clock.now())
+
+    # records -------------------------------------------------------------------------------
+    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
+        """The live record, or None."""
+        check_record(namespace, key)
+        return self._read(records.get_record, namespace, key, self._now(now))
+
+    def put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        *,
+        expect_version: int | None,
+        expires_at: float | None = None,
+        now: float | None = None,
+    ) -> Record | None:
+        """Compare-and-set in one ``BEGIN IMMEDIATE`` transaction."""
+        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
+        t = self._now(now)
+        return self._write(records.put_record, namespace, key, value, expect_version, expires_at, t)
+
+    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
+        """Delete the record, live or expired (at ``expect_version`` when given)."""
+        check_record(namespace, key, expect_version=expect_version)
+        return self._write(records.delete_record, namespace, key, expect_version)
+
+    def list_records(
+        self, namespace: str, *, prefix: str = "", now: float | None = None
+    ) -> list[Record]:
+        """Live records of the namespace whose key starts with ``prefix``, by key."""
+        check_record(namespace, prefix or "-")
+        return self._read(records.list_records, namespace, prefix, self._now(now))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

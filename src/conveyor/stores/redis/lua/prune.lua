@@ -1,5 +1,6 @@
 -- ARGV: prefix, now, limit, cutoff completed, cutoff failed, cutoff cancelled ('' = keep)
--- Deletes terminal jobs finished at or before their cutoff, then orphaned key holds.
+-- Deletes terminal jobs finished at or before their cutoff, then orphaned key holds, then
+-- up to `limit` expired records (counted as orphans).
 -- Returns {jobs deleted, orphans deleted}.
 local now, limit = ARGV[2], tonumber(ARGV[3])
 local nowf = tonumber(now)
@@ -33,5 +34,13 @@ for _, kind in ipairs({'unique', 'idem'}) do
       orphans = orphans + 1
     end
   end
+end
+local expired = redis.call('ZRANGEBYSCORE', P .. ':record_expiry', '-inf', now,
+  'LIMIT', 0, limit)
+for _, member in ipairs(expired) do
+  local at = string.find(member, '\0', 1, true)
+  redis.call('HDEL', P .. ':records:' .. string.sub(member, 1, at - 1), string.sub(member, at + 1))
+  redis.call('ZREM', P .. ':record_expiry', member)
+  orphans = orphans + 1
 end
 return {deleted, orphans}

@@ -1,0 +1,172 @@
+"""The gate between claim and run: conditions first, then rate and concurrency limits.
+
+A job that may not run now comes back as a :class:`~conveyor.conditions.Decision`
+(``defer`` with a delay, or ``skip``), which the worker turns into a release to a later
+time (no attempt used) or a cancel. Every objection is recorded on the job. Slots a
+running job holds are renewed with the worker's heartbeat and given back when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.conditions import Condition, ConditionContext, Decision, condition_from_spec, evaluate
+from conveyor.coordination.decisions import record_decision
+from conveyor.coordination.limiter import Limiter
+from conveyor.coordination.limits import Bucket, Concurrency, JobArguments, Limit, bucket_key
+from conveyor.errors import ConveyorError, InvalidOption
+
+if TYPE_CHECKING:
+    from conveyor.app import App, Payload
+    from conveyor.job import Job
+    from conveyor.task import Task
+
+log = logging.getLogger("conveyor.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The gate's answer: run (holding ``slots``), or the decision that stops the run."""
+
+    decision: Decision | None = None
+    slots: tuple[str, ...] = ()
+
+
+RUN = Admission()
+
+
+class Gate:
+    """Checks one worker's jobs against their conditions and limits."""
+
+    def __init__(self, app: App, *, slot_ttl: float) -> None:
+        self.app = app
+        self.limiter = Limiter(app.store, slot_ttl=slot_ttl)
+        self._held: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    def applies(self, task: Task[Any, Any], job: Job, payload: Payload) -> bool:
+        """Whether the job has anything to check (the common case has nothing)."""
+        options = task.options
+        return bool(
+            options.limits
+            or options.conditions
+            or payload.conditions
+            or self.app.queue_limits.get(job.queue)
+        )
+
+    def admit(self, task: Task[Any, Any], job: Job, payload: Payload) -> Admission:
+        """Decide whether ``job`` runs now; take its limits' tokens and slots if so."""
+        if not self.applies(task, job, payload):
+            return RUN
+        cached: list[JobArguments] = []
+
+        def arguments() -> JobArguments:
+            if not cached:
+                cached.append(JobArguments.bind(task.fn, payload.args, payload.kwargs))
+            return cached[0]
+
+        try:
+            decision = self._conditions(task, job, payload, arguments)
+            if decision is not None:
+                self._record(job, decision)
+                return Admission(decision)
+            buckets = self._buckets(task, job, arguments)
+        except Exception as exc:  # a broken condition or key function must not kill the worker
+            decision = Decision("defer", f"could not check conditions: {exc}", "error", 30.0)
+            self._record(job, decision)
+            return Admission(decision)
+        if not buckets:
+            return RUN
+        try:
+            grant = self.limiter.acquire(job.id, buckets)
+        except ConveyorError as exc:
+            decision = Decision("defer", f"could not check limits: {exc}", "error", 5.0)
+            return Admission(decision)
+        if not grant.granted:
+            source = "concurrency" if grant.bucket.startswith("slots:") else "rate_limit"
+            decision = Decision(
+                "defer", f"over the limit of {grant.bucket}", source, grant.retry_after
+            )
+            self._record(job, decision)
+            return Admission(decision)
+        if grant.slots:
+            with self._lock:
+                self._held[job.id] = grant.slots
+        return Admission(None, grant.slots)
+
+    def release(self, job_id: str) -> None:
+        """Give back the slots the job held (it ended, however it ended)."""
+        with self._lock:
+            slots = self._held.pop(job_id, ())
+        if slots:
+            try:
+                self.limiter.release(job_id, slots)
+            except ConveyorError as exc:
+                log.warning("job %s: could not free its slots (%s); they expire", job_id, exc)
+
+    def renew(self) -> None:
+        """Keep the running jobs' slots (called on every heartbeat round)."""
+        with self._lock:
+            held = list(self._held.items())
+        for job_id, slots in held:
+            try:
+                self.limiter.renew(job_id, slots)
+            except ConveyorError as exc:
+                log.warning("job %s: could not renew its slots (%s)", job_id, exc)
+
+    # pieces ------------------------------------------------------------------------------
+    def _conditions(
+        self,
+        task: Task[Any, Any],
+        job: Job,
+        payload: Payload,
+        arguments: Any,
+    ) -> Decision | None:
+        conditions: list[Condition] = list(task.options.conditions)
+        for spec in payload.conditions:
+            try:
+                conditions.append(condition_from_spec(spec))
+            except (InvalidOption, TypeError) as exc:
+                return Decision("skip", f"stored condition {spec!r} is invalid: {exc}", "error")
+        if not conditions:
+            return None
+        store = self.app.store
+        ctx = ConditionContext(job, store, store.now(), arguments, self.app.predicates)
+        return evaluate(conditions, ctx)
+
+    def _buckets(self, task: Task[Any, Any], job: Job, arguments: Any) -> list[Bucket]:
+        owned: list[tuple[Limit, str]] = [
+            (limit, f"task:{task.name}") for limit in task.options.limits
+        ]
+        owned += [
+            (limit, f"queue:{job.queue}") for limit in self.app.queue_limits.get(job.queue, ())
+        ]
+        buckets: list[Bucket] = []
+        for limit, owner in owned:
+            kind = "slots" if isinstance(limit, Concurrency) else "rate"
+            key = bucket_key(limit, owner, arguments)
+            buckets.append(Bucket(kind, f"{kind}:{key}", limit))
+        return buckets
+
+    def _record(self, job: Job, decision: Decision) -> None:
+        log.info(
+            "job %s: %s (%s)",
+            job.id,
+            decision.action,
+            decision.reason,
+            extra={"job_id": job.id, "task": job.task, "decision": decision.action},
+        )
+        try:
+            record_decision(
+                self.app.store,
+                job.id,
+                decision.action,
+                decision.reason,
+                decision.condition,
+                decision.delay,
+            )
+        except ConveyorError as exc:
+            log.warning("job %s: could not record the decision (%s)", job.id, exc)
