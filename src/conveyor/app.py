@@ -30,6 +30,7 @@ from conveyor.workflow import Chain, Signature
 if TYPE_CHECKING:
     from conveyor.config import WorkerSettings
     from conveyor.coordination.decisions import DecisionEntry
+    from conveyor.scheduler.registry import StoredSchedule
     from conveyor.scheduler.service import PeriodicEntry
     from conveyor.worker.consumer import Worker
 
@@ -338,6 +339,28 @@ class App:
             return task
 
         return register
+
+    def schedule(
+        self,
+        task: Task[Any, Any] | str,
+        expression: str,
+        *,
+        name: str | None = None,
+        tz: str | None = None,
+        catch_up: str = "latest",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> StoredSchedule:
+        """Store a schedule (or update the one of that name): ``app.schedule(report,
+        "every monday at 8:00", tz="Europe/Paris")``. Unlike :meth:`periodic` it lives in
+        the store, so it can be added and removed at run time (``conveyor schedule``);
+        every scheduler whose app has the task runs it. Checked now, like ``periodic``.
+        """
+        from conveyor.scheduler.manage import store_schedule  # the scheduler sits above App
+
+        return store_schedule(
+            self, task, expression, name=name, tz=tz, catch_up=catch_up, args=args, kwargs=kwargs
+        )
 
     def get_task(self, name: str) -> Task[Any, Any]:
         """The task registered as ``name``, or :class:`UnknownTask`."""

@@ -3,6 +3,7 @@ across several scheduler instances (fake clock, no sleeps)."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -124,33 +125,60 @@ def test_scheduler_options_are_checked() -> None:
 # exactly once across instances ---------------------------------------------------------
 
 
-def _step_three_instances(apps: list[App], clock: FakeClock, store: Store) -> None:
-    schedulers = [Scheduler(app) for app in apps]
+def _step_three_instances(
+    apps: list[App], clock: FakeClock, store: Store, leader_ttl: float = 15.0
+) -> dict[str, int]:
+    """Run three instances for an hour; return how many jobs each one created."""
+    schedulers = [Scheduler(app, leader_ttl=leader_ttl) for app in apps]
     created: list[str] = []
+    by_instance = {s.holder: 0 for s in schedulers}
     for step in range(3600 // 20):
         # a different instance goes first each step, and the others follow in turn
         order = schedulers[step % 3 :] + schedulers[: step % 3]
         for index, scheduler in enumerate(order):
-            created += scheduler.run_once(clock.now())
+            new = scheduler.run_once(clock.now())
+            created += new
+            by_instance[scheduler.holder] += len(new)
             if index == 0:
                 clock.advance(7)
         clock.advance(13)
     times = fire_times(store)
     assert len(times) == len(set(times)) == len(created) == len(set(created))
     assert {job.id for job in all_jobs(store)} == set(created)
-    # the first pass is 30 s after a boundary (the "latest" policy takes it), then
-    # every 5-minute boundary of the hour follows
-    first = int(START) - 30
+    # the first pass is 30 s after a boundary, which a new schedule does not catch up;
+    # then every 5-minute boundary of the hour follows
+    first = int(START) - 30 + 300
     assert times == list(range(first, first + 3600 + 1, 300))[: len(times)]
-    assert len(times) == 13
+    assert len(times) == 12
     assert {job.task for job in all_jobs(store)} == {next(iter(apps[0].tasks))}
+    return by_instance
 
 
 def test_three_schedulers_on_one_memory_store_enqueue_each_fire_time_once() -> None:
     clock = FakeClock(START)
     store = MemoryStore(clock=clock)
     apps = [make_app(store, clock) for _ in range(3)]
-    _step_three_instances(apps, clock, store)
+    by_instance = _step_three_instances(apps, clock, store)
+    # the first leader renews its lease at every pass and keeps it all along
+    assert sorted(by_instance.values()) == [0, 0, 12]
+
+
+def test_leadership_moving_between_instances_still_enqueues_each_fire_time_once() -> None:
+    """With a 2 s lease and 10 s between passes, the lease has always expired, so the
+    instance making the pass (chosen at random) takes over every time."""
+    clock = FakeClock(START)
+    store = MemoryStore(clock=clock)
+    schedulers = [Scheduler(make_app(store, clock), leader_ttl=2.0) for _ in range(3)]
+    rng = random.Random(7)
+    by_instance = {s.holder: 0 for s in schedulers}
+    for _ in range(360):
+        scheduler = rng.choice(schedulers)
+        by_instance[scheduler.holder] += len(scheduler.run_once(clock.now()))
+        assert scheduler.is_leader
+        clock.advance(10)
+    first = int(START) - 30 + 300
+    assert fire_times(store) == list(range(first, first + 12 * 300, 300))
+    assert all(count for count in by_instance.values()), by_instance
 
 
 def test_three_schedulers_on_one_sqlite_file_enqueue_each_fire_time_once(
@@ -170,11 +198,37 @@ def test_a_duplicate_enqueue_is_not_reported_as_created() -> None:
     clock = FakeClock(START)
     store = MemoryStore(clock=clock)
     first, second = Scheduler(make_app(store, clock)), Scheduler(make_app(store, clock))
+    assert first.run_once(clock.now()) == []  # a new schedule does not catch up
+    clock.advance(300)
     assert len(first.run_once(clock.now())) == 1
-    assert second.run_once(clock.now()) == []
+    # a second leader overlapping before the run was recorded: the store's unique key
+    # turns its enqueue of the same fire time into a duplicate
+    entry = second.app.schedules["tick"]
+    assert second._run_entry(entry, None, clock.now()) == []
+    assert len(all_jobs(store)) == 1
     job = all_jobs(store)[0]
-    assert job.unique_key == unique_key("tick", START - 30)
+    assert job.unique_key == unique_key("tick", START - 30 + 300)
     assert first.app.decode_payload(job).args == [1]
+
+
+def test_a_standby_takes_over_from_the_recorded_last_run_not_its_lookback() -> None:
+    clock = FakeClock(START)
+    store = MemoryStore(clock=clock)
+    first = Scheduler(make_app(store, clock, "all"), leader_ttl=5.0)
+    second = Scheduler(make_app(store, clock, "all"), leader_ttl=5.0)
+    first.run_once(clock.now())
+    clock.advance(600)
+    assert len(first.run_once(clock.now())) == 2
+    assert second.run_once(clock.now()) == []
+    assert not second.is_leader
+    clock.advance(900)  # the leader died: its lease lapses, three fire times go by
+    created = second.run_once(clock.now())
+    assert second.is_leader
+    assert len(created) == 3
+    assert len(all_jobs(store)) == 5
+    state = second.registry.require("tick")
+    assert state.last_fire_at == int(clock.now()) - 30
+    assert state.next_fire_at == int(clock.now()) - 30 + 300
 
 
 # catch-up after downtime ---------------------------------------------------------------
@@ -259,8 +313,13 @@ def test_run_makes_a_pass_and_returns_when_stop_is_set() -> None:
     store = MemoryStore(clock=clock)
     stop = threading.Event()
     stop.set()
-    Scheduler(make_app(store, clock)).run(stop)
-    assert fire_times(store) == [int(START) - 30]
+    scheduler = Scheduler(make_app(store, clock))
+    scheduler.run(stop)
+    # the pass synced the schedule to the store and then gave the leader lease up
+    state = scheduler.registry.require("tick")
+    assert state.source == "code" and state.next_fire_at == int(START) - 30 + 300
+    assert fire_times(store) == []
+    assert scheduler.lease.owner() is None
 
 
 def test_the_loop_sleeps_until_the_next_fire_time_but_at_most_a_second() -> None:

@@ -9,6 +9,7 @@ UTC; naming one zone in the text and a different one with ``--tz`` is refused.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -21,10 +22,16 @@ import click
 
 from conveyor.cli import render
 from conveyor.scheduler import ScheduleError, load_zone, parse_schedule
-from conveyor.scheduler.service import DEFAULT_LOOKBACK, DEFAULT_MAX_CATCH_UP, Scheduler
+from conveyor.scheduler.service import (
+    DEFAULT_LEADER_TTL,
+    DEFAULT_LOOKBACK,
+    DEFAULT_MAX_CATCH_UP,
+    Scheduler,
+)
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
+    from conveyor.scheduler.registry import StoredSchedule
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -33,7 +40,8 @@ MAX_COUNT = 1000
 
 @click.group()
 def schedule() -> None:
-    """Recurring schedules: preview cron and English expressions."""
+    """Recurring schedules: preview expressions; add, list, pause, resume and remove the
+    schedules kept in the store."""
 
 
 def _parse_after(value: str | None) -> datetime:
@@ -116,6 +124,159 @@ def _table(
     out.print(table)
 
 
+def _json_arg(text: str | None, field: str, kind: type) -> Any:
+    import orjson
+
+    if text is None:
+        return kind()
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ScheduleError(
+            field, f"is not valid JSON ({exc}); e.g. {field} '[1, \"a\"]'"
+        ) from None
+    if not isinstance(value, kind):
+        raise ScheduleError(field, f"must be a JSON {'list' if kind is list else 'object'}")
+    return value
+
+
+@schedule.command("add")
+@click.argument("name")
+@click.argument("expression")
+@click.option(
+    "--task", "task_name", required=True, help="The task to enqueue (its registered name)."
+)
+@click.option(
+    "--tz", "zone", metavar="ZONE", help="IANA time zone. Default: the expression's, else UTC."
+)
+@click.option(
+    "--catch-up",
+    type=click.Choice(["skip", "latest", "all"]),
+    default="latest",
+    help="Fire times missed while no scheduler ran: none, the latest, or all (bounded).",
+)
+@click.option("--args", "args_json", metavar="JSON", help="Positional arguments, a JSON list.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments, a JSON object.")
+@click.option("--replace", is_flag=True, help="Change the schedule if NAME exists.")
+@render.output_option
+@click.pass_obj
+def add_schedule(
+    state: CliState,
+    name: str,
+    expression: str,
+    task_name: str,
+    zone: str | None,
+    catch_up: str,
+    args_json: str | None,
+    kwargs_json: str | None,
+    replace: bool,
+    output: str,
+) -> None:
+    """Store a schedule NAME that enqueues --task on EXPRESSION (cron or English).
+
+    With --app the task and its arguments are checked; without, only the expression."""
+    from conveyor.scheduler.manage import store_schedule
+
+    app = state.app()
+    stored = store_schedule(
+        app,
+        task_name,
+        expression,
+        name=name,
+        tz=zone,
+        catch_up=catch_up,
+        args=_json_arg(args_json, "--args", list),
+        kwargs=_json_arg(kwargs_json, "--kwargs", dict),
+        replace_existing=replace,
+        require_task=state.has_app,
+    )
+    if not state.has_app:
+        log.warning("task %r not checked: pass --app to check it and its arguments", task_name)
+    if output == "json":
+        render.emit_json(stored.to_dict())
+        return
+    render.console().print(f"schedule [bold]{stored.name}[/] stored: {stored.expression}")
+
+
+@schedule.command("list")
+@render.output_option
+@click.pass_obj
+def list_schedules(state: CliState, output: str) -> None:
+    """Every schedule in the store (code-defined ones appear once a scheduler ran)."""
+    from conveyor.scheduler.registry import ScheduleRegistry
+
+    app = state.app()
+    found = ScheduleRegistry(app.store).list()
+    if output == "json":
+        render.emit_json([s.to_dict() for s in found])
+        return
+    _schedules_table(found, app.store.now())
+
+
+def _schedules_table(found: list[StoredSchedule], now: float) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for column in ("name", "schedule", "task", "source", "state", "last run", "next run"):
+        table.add_column(column, no_wrap=column not in ("schedule", "task"))
+    for s in found:
+        zone = f" ({s.tz})" if s.tz and s.tz != "UTC" else ""
+        table.add_row(
+            escape(s.name),
+            escape(s.expression + zone),
+            escape(s.task),
+            s.source,
+            "[yellow]paused[/]" if s.paused else "[green]active[/]",
+            render.short_time(s.last_fire_at),
+            "-" if s.paused else render.short_time(s.next_fire_at),
+        )
+    out = render.console()
+    if not found:
+        out.print("no schedules stored (add one with `conveyor schedule add`)")
+        return
+    out.print(table)
+
+
+def _set_paused(state: CliState, name: str, paused: bool, output: str) -> None:
+    from conveyor.scheduler.registry import ScheduleRegistry
+
+    stored = ScheduleRegistry(state.app().store).set_paused(name, paused)
+    if output == "json":
+        render.emit_json(stored.to_dict())
+        return
+    render.console().print(f"schedule [bold]{stored.name}[/] {'paused' if paused else 'resumed'}")
+
+
+@schedule.command("pause")
+@click.argument("name")
+@render.output_option
+@click.pass_obj
+def pause_schedule(state: CliState, name: str, output: str) -> None:
+    """Stop enqueueing NAME until it is resumed."""
+    _set_paused(state, name, True, output)
+
+
+@schedule.command("resume")
+@click.argument("name")
+@render.output_option
+@click.pass_obj
+def resume_schedule(state: CliState, name: str, output: str) -> None:
+    """Enqueue NAME again from its next fire time (missed ones are not caught up)."""
+    _set_paused(state, name, False, output)
+
+
+@schedule.command("remove")
+@click.argument("name")
+@click.pass_obj
+def remove_schedule(state: CliState, name: str) -> None:
+    """Delete the stored schedule NAME (code-defined schedules are removed in code)."""
+    from conveyor.scheduler.registry import ScheduleRegistry
+
+    ScheduleRegistry(state.app().store).remove(name)
+    render.console().print(f"schedule [bold]{name}[/] removed")
+
+
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM and SIGINT set ``stop`` while inside; the previous handlers come back after."""
@@ -147,14 +308,38 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     default=DEFAULT_MAX_CATCH_UP,
     help="Most fire times one schedule enqueues in one pass (catch_up='all').",
 )
+@click.option(
+    "--leader-ttl",
+    type=click.FloatRange(min=2.0),
+    default=DEFAULT_LEADER_TTL,
+    help="Seconds before a standby scheduler takes over from a leader that stopped renewing.",
+)
+@click.option("--exit-with-parent", is_flag=True, hidden=True)
 @click.pass_obj
-def scheduler(state: CliState, lookback: float, max_catch_up: int) -> None:
-    """Run the scheduler: enqueue the app's @app.periodic tasks when due, until SIGTERM
-    or Ctrl-C. Run as many as you like: each fire time is enqueued once."""
+def scheduler(
+    state: CliState, lookback: float, max_catch_up: int, leader_ttl: float, exit_with_parent: bool
+) -> None:
+    """Run the scheduler: enqueue @app.periodic tasks and stored schedules when due, until
+    SIGTERM or Ctrl-C. Run as many as you like: one leads, and each fire time is
+    enqueued once."""
     app = state.app(need_tasks=True)
-    if not app.schedules:
-        log.warning("the app has no periodic schedules (@app.periodic); nothing will be enqueued")
-    service = Scheduler(app, lookback=lookback, max_catch_up=max_catch_up)
+    service = Scheduler(app, lookback=lookback, max_catch_up=max_catch_up, leader_ttl=leader_ttl)
     stop = threading.Event()
+    if exit_with_parent:
+        _watch_parent(stop)
     with _stop_on_signals(stop):
         service.run(stop)
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    """Stop when the process that started this one is gone (``worker --with-scheduler``
+    runs the scheduler in its own session, so it must not outlive the worker)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("the worker that started this scheduler is gone; stopping")
+                stop.set()
+
+    threading.Thread(target=watch, name="conveyor-parent-watch", daemon=True).start()

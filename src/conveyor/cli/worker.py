@@ -149,6 +149,14 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
     "that run one process each).",
 )
 @click.option(
+    "--with-scheduler",
+    is_flag=True,
+    envvar="CONVEYOR_WITH_SCHEDULER",
+    show_envvar=True,
+    help="Also run the scheduler (as `conveyor scheduler` does): a thread with --solo, "
+    "else a child process. Safe on any number of workers: one leads.",
+)
+@click.option(
     "--worker-id",
     envvar="CONVEYOR_WORKER_ID",
     show_envvar=True,
@@ -174,6 +182,7 @@ def worker(
     liveness_timeout: float | None,
     capabilities: str | None,
     solo: bool,
+    with_scheduler: bool,
     worker_id: str | None,
 ) -> None:
     """Run a worker in this process.
@@ -182,6 +191,7 @@ def worker(
     the queue); a second one interrupts the running job and releases it.
     """
     from conveyor.logs import current_logging
+    from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
     from conveyor.worker.launcher import ExecLauncher, ForkLauncher
     from conveyor.worker.signals import worker_signals
     from conveyor.worker.supervisor import Supervisor
@@ -213,8 +223,17 @@ def worker(
     )
     if solo:
         consumer = app.worker(settings)
-        with worker_signals(consumer):
-            stats = consumer.run()
+        embedded: SchedulerThread | SchedulerProcess | None = (
+            SchedulerThread(app) if with_scheduler else None
+        )
+        if embedded is not None:
+            embedded.start()
+        try:
+            with worker_signals(consumer):
+                stats = consumer.run()
+        finally:
+            if embedded is not None:
+                embedded.stop()
         click.echo(_summary(consumer.worker_id, stats))
         return
     assert state.app_spec is not None
@@ -223,7 +242,14 @@ def worker(
         state.app_spec, store=state.store_dsn or "", log_level=level, log_format=fmt
     )
     supervisor = Supervisor(app, settings, ForkLauncher(app, fresh))
-    status = supervisor.run()
+    embedded = SchedulerProcess.for_app(state.app_spec, state.store_dsn) if with_scheduler else None
+    if embedded is not None:
+        embedded.start()
+    try:
+        status = supervisor.run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
     click.echo(_summary(supervisor.node_id, supervisor.totals))
     if status:
         raise SystemExit(status)

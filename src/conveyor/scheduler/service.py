@@ -1,12 +1,20 @@
-"""The scheduler service: enqueue each code-defined periodic entry at its fire times.
+"""The scheduler service: enqueue every schedule at its fire times, exactly once.
 
-Any number of :class:`Scheduler` processes may run against one store. Each fire time
-is enqueued with the unique key ``periodic:<name>:<epoch seconds>``, held by the store
-for ``lookback + 1 day``; the store enforces unique keys atomically, so whichever
-process comes first creates the job and the others get a duplicate result back.
+Schedules come from code (``@app.periodic``) and from the store (``conveyor schedule
+add``, ``app.schedule``); both keep their state (paused, last and next run) in the
+store (:mod:`conveyor.scheduler.registry`).
 
-Fire times considered on each pass are those in ``(now - lookback, now]`` that this
-instance has not handled yet; the entry's catch-up policy then picks which to enqueue:
+Any number of :class:`Scheduler` processes may run against one store. One holds the
+leader lease (:class:`~conveyor.coordination.lease.LeaderLease`) and does the work;
+the others take over when its lease expires. Exactly-once does not rest on the lease:
+each fire time is enqueued with the unique key ``periodic:<name>:<epoch seconds>``,
+held by the store for ``lookback + 1 day``, so two leaders overlapping still create
+one job per fire time.
+
+Fire times considered on a pass are those in ``(start, now]`` where ``start`` is the
+latest of: ``now - lookback``, the schedule's creation or last resumption, the last
+fire time any instance enqueued, and what this instance already handled. The
+schedule's catch-up policy then picks which to enqueue:
 
 * ``skip``: only fire times at most :data:`SKIP_GRACE` seconds old;
 * ``latest``: only the most recent one;
@@ -17,16 +25,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
+from conveyor.coordination.lease import LeaderLease
 from conveyor.errors import ConveyorError, InvalidOption
 from conveyor.scheduler.cron import ScheduleError, load_zone
 from conveyor.scheduler.natural import parse_schedule
 from conveyor.scheduler.recurrence import Schedule
+from conveyor.scheduler.registry import ScheduleRegistry, StoredSchedule
 
 if TYPE_CHECKING:
     from conveyor.app import App
@@ -55,6 +67,9 @@ SKIP_GRACE = 60.0
 """Policy ``skip``: fire times older than this many seconds are not enqueued."""
 UNIQUE_MARGIN = 86400.0
 """Unique keys are held for ``lookback`` plus this long."""
+DEFAULT_LEADER_TTL = 15.0
+"""Seconds a dead leader keeps the lease before a standby takes over."""
+LEADER_LEASE = "scheduler"
 MAX_IDLE = 1.0
 """The service loop never sleeps longer than this many seconds."""
 _MAX_BATCH = 512
@@ -94,24 +109,10 @@ class PeriodicEntry:
             ScheduleError: the expression or the zone is not understood.
             InvalidOption: unknown ``catch_up``, or arguments the task cannot take.
         """
-        if not isinstance(expression, str):
-            raise ScheduleError("schedule", "must be a string, e.g. 'every 5 minutes'")
-        schedule = parse_schedule(expression)
-        if tz is not None:
-            load_zone(tz)
-            if schedule.tz is not None and tz.strip() != schedule.tz:
-                raise ScheduleError(
-                    "tz", f"{tz!r} differs from the zone {schedule.tz!r} named in the expression"
-                )
-        zone = load_zone(schedule.tz or (tz.strip() if tz else "UTC"))
-        if catch_up not in CATCH_UP_POLICIES:
-            raise InvalidOption(
-                "catch_up", f"{catch_up!r} is not one of {', '.join(CATCH_UP_POLICIES)}"
-            )
+        schedule, zone, policy = parse_timing(expression, tz, catch_up)
         frozen_args = tuple(args)
         frozen_kwargs = dict(kwargs or {})
         task.check_arguments(frozen_args, frozen_kwargs, False)
-        policy: CatchUp = "skip" if catch_up == "skip" else "all" if catch_up == "all" else "latest"
         return cls(name, task, expression, schedule, zone, policy, frozen_args, frozen_kwargs)
 
     def fire_times(self, after: float, until: float) -> list[float]:
@@ -135,15 +136,40 @@ class PeriodicEntry:
         return self.schedule.next_after(cursor, self.zone, 1)[0].timestamp()
 
 
+def parse_timing(
+    expression: str, tz: str | None, catch_up: str
+) -> tuple[Schedule, ZoneInfo, CatchUp]:
+    """Parse a schedule's expression, zone and catch-up policy (see
+    :meth:`PeriodicEntry.build` for the rules)."""
+    if not isinstance(expression, str):
+        raise ScheduleError("schedule", "must be a string, e.g. 'every 5 minutes'")
+    schedule = parse_schedule(expression)
+    if tz is not None:
+        load_zone(tz)
+        if schedule.tz is not None and tz.strip() != schedule.tz:
+            raise ScheduleError(
+                "tz", f"{tz!r} differs from the zone {schedule.tz!r} named in the expression"
+            )
+    zone = load_zone(schedule.tz or (tz.strip() if tz else "UTC"))
+    if catch_up not in CATCH_UP_POLICIES:
+        raise InvalidOption(
+            "catch_up", f"{catch_up!r} is not one of {', '.join(CATCH_UP_POLICIES)}"
+        )
+    policy: CatchUp = "skip" if catch_up == "skip" else "all" if catch_up == "all" else "latest"
+    return schedule, zone, policy
+
+
 def unique_key(name: str, fire_ts: float) -> str:
     """The unique key of one fire time of the entry ``name``."""
     return f"periodic:{name}:{int(fire_ts)}"
 
 
 class Scheduler:
-    """Enqueues the app's periodic entries (``app.schedules``) when they are due.
+    """Enqueues the app's periodic entries and the store's schedules when they are due.
 
-    Safe to run in any number of processes at once: each fire time becomes one job.
+    Safe to run in any number of processes at once: one of them holds the leader lease
+    and does the work, the others stand by and take over within ``leader_ttl`` seconds
+    if it dies; and even two leaders overlapping enqueue each fire time once.
     """
 
     def __init__(
@@ -152,20 +178,91 @@ class Scheduler:
         *,
         lookback: float = DEFAULT_LOOKBACK,
         max_catch_up: int = DEFAULT_MAX_CATCH_UP,
+        holder: str | None = None,
+        leader_ttl: float = DEFAULT_LEADER_TTL,
     ) -> None:
         if isinstance(lookback, bool) or not math.isfinite(lookback) or lookback <= 0:
             raise InvalidOption("lookback", f"must be a positive number of seconds, not {lookback}")
         if isinstance(max_catch_up, bool) or not isinstance(max_catch_up, int) or max_catch_up < 1:
             raise InvalidOption("max_catch_up", f"must be a positive integer, not {max_catch_up}")
+        if isinstance(leader_ttl, bool) or not math.isfinite(leader_ttl) or leader_ttl < 2:
+            raise InvalidOption("leader_ttl", f"must be at least 2 seconds, not {leader_ttl}")
         self.app = app
         self.lookback = float(lookback)
         self.max_catch_up = max_catch_up
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.lease = LeaderLease(app.store, LEADER_LEASE, self.holder, ttl=leader_ttl)
+        self.registry = ScheduleRegistry(app.store)
         self._handled: dict[str, float] = {}
         """Per entry: fire times up to this one were dealt with by this instance."""
+        self._synced: set[str] = set()
+        self._reported: set[str] = set()
 
-    def due(self, entry: PeriodicEntry, now: float) -> list[float]:
-        """The fire times of ``entry`` to enqueue at ``now`` under its catch-up policy."""
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance held the leader lease at its last pass."""
+        return self.lease.held
+
+    # which entries -------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Write the app's code-defined entries to the store (so they can be listed and
+        paused, and their runs are kept), keeping the state of ones already there."""
+        for entry in self.app.schedules.values():
+            self.registry.add(stored_form(entry), replace_existing=True)
+            self._synced.add(entry.name)
+
+    def entries(self) -> list[tuple[PeriodicEntry, StoredSchedule | None]]:
+        """Every schedule this instance can run, with its stored state."""
+        stored = {s.name: s for s in self.registry.list()}
+        found: list[tuple[PeriodicEntry, StoredSchedule | None]] = [
+            (entry, stored.get(name)) for name, entry in self.app.schedules.items()
+        ]
+        for state in stored.values():
+            if state.source == "code" or state.name in self.app.schedules:
+                continue
+            entry = self._build(state)
+            if entry is not None:
+                found.append((entry, state))
+        return found
+
+    def _build(self, state: StoredSchedule) -> PeriodicEntry | None:
+        task = self.app.tasks.get(state.task)
+        problem = ""
+        entry = None
+        if task is None:
+            problem = f"task {state.task!r} is not registered in this app"
+        else:
+            try:
+                entry = PeriodicEntry.build(
+                    state.name,
+                    task,
+                    state.expression,
+                    tz=state.tz,
+                    catch_up=state.catch_up,
+                    args=tuple(state.args),
+                    kwargs=state.kwargs,
+                )
+            except ConveyorError as exc:
+                problem = str(exc)
+        if entry is None:
+            if state.name not in self._reported:
+                self._reported.add(state.name)
+                log.error("schedule %s cannot run here: %s", state.name, problem)
+            return None
+        self._reported.discard(state.name)
+        return entry
+
+    # when ----------------------------------------------------------------------------------
+    def due(
+        self, entry: PeriodicEntry, now: float, state: StoredSchedule | None = None
+    ) -> list[float]:
+        """The fire times of ``entry`` to enqueue at ``now`` under its catch-up policy.
+
+        Never earlier than the lookback, the schedule's creation or resumption, the last
+        fire time any instance enqueued, or what this instance already handled."""
         start = now - self.lookback
+        if state is not None:
+            start = max(start, state.not_before(), state.last_fire_at or start)
         start = max(start, self._handled.get(entry.name, start))
         times = entry.fire_times(start, now)
         if entry.catch_up == "latest":
@@ -174,23 +271,36 @@ class Scheduler:
             times = [ts for ts in times if now - ts <= SKIP_GRACE]
         return times[-self.max_catch_up :]
 
+    # work ----------------------------------------------------------------------------------
     def run_once(self, now: float) -> list[str]:
-        """Enqueue every entry's due fire times; return the ids of jobs created now.
+        """One pass: if this instance is (or becomes) the leader, enqueue every unpaused
+        schedule's due fire times. Returns the ids of jobs created now.
 
         A fire time another process already enqueued comes back as a duplicate and is
-        not returned. An entry whose enqueue fails is logged and retried next pass.
+        not returned. A schedule whose enqueue fails is logged and retried next pass.
         """
+        if not self.lease.acquire():
+            return []
+        if not self._synced.issuperset(self.app.schedules):
+            self.sync()
         created: list[str] = []
-        for entry in list(self.app.schedules.values()):
+        for entry, state in self.entries():
+            if state is not None and state.paused:
+                self._handled[entry.name] = now
+                continue
             try:
-                created.extend(self._run_entry(entry, now))
+                created.extend(self._run_entry(entry, state, now))
             except ConveyorError:
-                log.exception("periodic %s: enqueue failed; will retry", entry.name)
+                log.exception("schedule %s: enqueue failed; will retry", entry.name)
         return created
 
-    def _run_entry(self, entry: PeriodicEntry, now: float) -> list[str]:
+    def _run_entry(
+        self, entry: PeriodicEntry, state: StoredSchedule | None, now: float
+    ) -> list[str]:
         created: list[str] = []
-        for fire_ts in self.due(entry, now):
+        last_fire: float | None = None
+        last_job: str | None = None
+        for fire_ts in self.due(entry, now, state):
             key = unique_key(entry.name, fire_ts)
             options = entry.task.job_options.merged(
                 unique_key=key, unique_for=self.lookback + UNIQUE_MARGIN
@@ -198,11 +308,17 @@ class Scheduler:
             handle = self.app.enqueue_task(entry.task, entry.args, dict(entry.kwargs), options)
             fired = datetime.fromtimestamp(fire_ts, entry.zone).isoformat()
             if handle.duplicate:
-                log.debug("periodic %s at %s: already enqueued as %s", entry.name, fired, handle.id)
+                log.debug("schedule %s at %s: already enqueued as %s", entry.name, fired, handle.id)
             else:
-                log.info("periodic %s at %s: enqueued job %s", entry.name, fired, handle.id)
+                log.info("schedule %s at %s: enqueued job %s", entry.name, fired, handle.id)
                 created.append(handle.id)
+            last_fire, last_job = fire_ts, handle.id
         self._handled[entry.name] = now
+        next_fire = entry.next_fire(now)
+        if state is not None and (last_fire is not None or state.next_fire_at != next_fire):
+            self.registry.mark(
+                entry.name, last_fire_at=last_fire, last_job_id=last_job, next_fire_at=next_fire
+            )
         return created
 
     def next_wake(self, now: float) -> float:
@@ -214,21 +330,41 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         """Pass after pass until ``stop`` is set (at least one pass is made); the time
-        comes from ``app.clock``."""
+        comes from ``app.clock``. The leader lease is given up on the way out."""
         read_now = self.app.clock.now
         log.info(
-            "scheduler started: %d periodic entr%s",
+            "scheduler %s started: %d periodic entr%s in code",
+            self.holder,
             len(self.app.schedules),
             "y" if len(self.app.schedules) == 1 else "ies",
         )
-        while True:
-            current = read_now()
+        try:
+            while True:
+                try:
+                    self.run_once(read_now())
+                    delay = self.next_wake(read_now())
+                except Exception:
+                    log.exception("scheduler pass failed; retrying in %.0f s", MAX_IDLE)
+                    delay = MAX_IDLE
+                if stop.wait(delay):
+                    break
+        finally:
             try:
-                self.run_once(current)
-                delay = self.next_wake(read_now())
-            except Exception:
-                log.exception("scheduler pass failed; retrying in %.0f s", MAX_IDLE)
-                delay = MAX_IDLE
-            if stop.wait(delay):
-                break
-        log.info("scheduler stopped")
+                self.lease.release()
+            except ConveyorError as exc:
+                log.warning("could not give up the leader lease (%s); it expires", exc)
+            log.info("scheduler %s stopped", self.holder)
+
+
+def stored_form(entry: PeriodicEntry) -> StoredSchedule:
+    """The store record of a code-defined entry."""
+    return StoredSchedule(
+        name=entry.name,
+        task=entry.task.name,
+        expression=entry.expression,
+        tz=str(entry.zone.key),
+        catch_up=entry.catch_up,
+        args=list(entry.args),
+        kwargs=dict(entry.kwargs),
+        source="code",
+    )
