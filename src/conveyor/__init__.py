@@ -13,6 +13,7 @@ from conveyor.app import App, JobHandle, JobInfo
 from conveyor.clock import Clock, FakeClock, SystemClock
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.context import JobContext, current_job
+from conveyor.coordination.limits import Concurrency, RateLimit
 from conveyor.errors import (
     Cancel,
     ConfigurationError,
@@ -47,6 +48,7 @@ __all__ = [
     "AppSettings",
     "Cancel",
     "Clock",
+    "Concurrency",
     "ConfigurationError",
     "ConveyorError",
     "CorruptPayload",
@@ -71,6 +73,7 @@ __all__ = [
     "Linear",
     "PayloadTooComplex",
     "PayloadTooLarge",
+    "RateLimit",
     "Retry",
     "SerializationError",
     "StoreError",

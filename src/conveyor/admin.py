@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from conveyor import loading
 from conveyor.app import App
+from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
 from conveyor.stores.base import CancelResult, JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
@@ -528,10 +529,15 @@ def job_to_dict(app: App, job: Job, *, decode: bool = True) -> dict[str, object]
             data["kwargs"] = payload.kwargs
             if payload.piped_from is not None:
                 data["piped_from"] = payload.piped_from
+            if payload.conditions:
+                data["conditions"] = list(payload.conditions)
         try:
             data["result"] = app.decode_result(job)
         except CorruptPayload as exc:
             data["result"] = f"<corrupt: {exc}>"
+        data["decisions"] = [
+            {**d.to_json(), "at": iso(d.at)} for d in read_decisions(app.store, job.id)
+        ]
     return data
 
 

@@ -154,7 +154,7 @@ def job_detail(job: Mapping[str, Any]) -> None:
     table = _table(f"job {job['id']}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    skip = {"errors", "attempts", "id"}
+    skip = {"errors", "attempts", "id", "decisions"}
     for key, value in job.items():
         if key in skip:
             continue
@@ -181,6 +181,19 @@ def job_detail(job: Mapping[str, Any]) -> None:
                 escape(str(attempt["error"] or "")),
             )
         out.print(history)
+    decisions = job.get("decisions") or []
+    if decisions:
+        made = _table("decisions before running")
+        for column in ("at", "action", "by", "reason"):
+            made.add_column(column, overflow="fold")
+        for decision in decisions:
+            made.add_row(
+                _iso_short(decision["at"]),
+                escape(str(decision["action"])),
+                escape(str(decision["source"])),
+                escape(str(decision["reason"])),
+            )
+        out.print(made)
     for error in job.get("errors") or []:
         out.print(
             f"[bold red]attempt {error['attempt']}[/] {escape(str(error['type']))}: "

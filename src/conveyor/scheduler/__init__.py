@@ -7,9 +7,10 @@
 
 Every refusal is a :class:`ScheduleError` (an :class:`~conveyor.errors.InvalidOption`,
 so an :class:`~conveyor.errors.InvalidJob`) whose message names the faulty field.
-:mod:`conveyor.scheduler.service` fires ``@app.periodic`` schedules exactly once per
-fire time through the stores' unique keys, with a catch-up policy. Schedules stored in
-the store, rate limits and conditions are not part of this package yet.
+:mod:`conveyor.scheduler.service` fires ``@app.periodic`` and stored schedules
+(:mod:`conveyor.scheduler.registry`) exactly once per fire time through the stores'
+unique keys, under a leader lease, with a catch-up policy. Rate limits and conditions
+are in :mod:`conveyor.coordination` and :mod:`conveyor.conditions`.
 """
 
 from __future__ import annotations
