@@ -18,7 +18,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -331,7 +331,12 @@ class Predicate(Condition):
             return self.objection(f"no condition registered as {self.name!r} in this worker")
         verdict = fn(ctx)
         if isinstance(verdict, Decision):
-            return None if verdict.action == "run" else verdict
+            if verdict.action == "run":
+                return None
+            delay = verdict.delay
+            if verdict.action == "defer" and delay is None:
+                delay = self.delay  # not the executor's 1 s fallback: that would poll
+            return replace(verdict, condition=verdict.condition or self.kind, delay=delay)
         return None if verdict else self.objection(f"{self.name} returned {verdict!r}")
 
 

@@ -857,3 +857,30 @@ def test_large_payloads_live_apart_and_leave_with_their_job(
     assert store.delete([big.id]) == 1
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT count(*) FROM job_payloads").fetchone() == (0,)
+
+
+def test_threads_making_their_first_write_at_once_share_one_writer_gate(tmp_path: Path) -> None:
+    """Regression: the gate was set up without a lock, so racing first writers could each
+    open a descriptor and one could unlock another's, leaving the lock held forever."""
+    import threading
+
+    from conveyor.stores.sqlite import SQLiteStore
+
+    for trial in range(40):  # the race hit about one trial in ten
+        store = SQLiteStore(tmp_path / f"race{trial}.db")
+        store.migrate()
+        store._gate.close()  # as in a fresh process: the gate is not set up yet
+        barrier = threading.Barrier(6)
+
+        def write(n: int, store: SQLiteStore = store, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            store.put_record("ns", f"k{n}", b"v", expect_version=None)
+
+        threads = [threading.Thread(target=write, args=(n,), daemon=True) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert not any(t.is_alive() for t in threads), f"a writer hung (trial {trial})"
+        assert len(store.list_records("ns")) == 6
+        store.close()

@@ -63,7 +63,7 @@ class Limiter:
     def acquire(self, job_id: str, buckets: Sequence[Bucket]) -> Grant:
         """Take every bucket for ``job_id`` or none of them."""
         held_slots: list[str] = []
-        held_rates: list[str] = []
+        held_rates: list[tuple[str, float]] = []
         ordered = sorted(buckets, key=lambda b: b.kind != "slots")
         for bucket in ordered:
             limit = bucket.limit
@@ -75,10 +75,10 @@ class Limiter:
             else:
                 wait = self.take_rate(bucket.key, job_id, limit.limit, limit.per)
                 if wait is None:
-                    held_rates.append(bucket.key)
+                    held_rates.append((bucket.key, limit.per))
                     continue
-            for key in held_rates:
-                self.give_back_rate(key, job_id)
+            for key, per in held_rates:
+                self.give_back_rate(key, job_id, per)
             self.release(job_id, held_slots)
             return Grant(False, wait * (1.0 + self.rng.random() * JITTER), bucket.key)
         return Grant(True, slots=tuple(held_slots))
@@ -109,16 +109,17 @@ class Limiter:
 
         return update_record(self.store, RATE_NAMESPACE, key, change)
 
-    def give_back_rate(self, key: str, job_id: str) -> None:
-        """Undo a start that did not happen (a later bucket refused the job)."""
+    def give_back_rate(self, key: str, job_id: str, per: float) -> None:
+        """Undo a start that did not happen (a later bucket refused the job); the other
+        starts keep counting for their whole ``per``."""
 
         def change(value: bytes | None, now: float) -> tuple[bytes | None, float | None, None]:
             starts = _window(_load(value), float("-inf"))
-            kept = [s for s in starts if s[1] != job_id]
-            if len(kept) == len(starts):
+            mine = [i for i, s in enumerate(starts) if s[1] == job_id]
+            if not mine:
                 return None, None, None
-            expiry = max((s[0] for s in kept), default=now) + 1.0
-            return orjson.dumps(kept), max(expiry, now + 1.0), None
+            del starts[mine[-1]]  # the newest: an earlier run of the same job did start
+            return orjson.dumps(starts), max((s[0] for s in starts), default=now) + per, None
 
         update_record(self.store, RATE_NAMESPACE, key, change)
 

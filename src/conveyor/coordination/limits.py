@@ -35,6 +35,8 @@ PERIODS: Mapping[str, float] = {
 }
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)\s*$")
 KEY_MAX = 200
+RATE_LIMIT_MAX = 10_000
+"""Most starts a rate window may hold: the window keeps each start in one store record."""
 
 
 def _positive_int(value: object, field: str) -> int:
@@ -81,7 +83,12 @@ class RateLimit:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        _positive_int(self.limit, "limit")
+        if _positive_int(self.limit, "limit") > RATE_LIMIT_MAX:
+            raise InvalidOption(
+                "limit",
+                f"{self.limit} is more than {RATE_LIMIT_MAX} starts per window; use a shorter "
+                "period (e.g. '100/s' rather than '360000/h')",
+            )
         object.__setattr__(self, "per", _positive_seconds(self.per, "per"))
         _check_key(self.key)
         _check_name(self.name)

@@ -84,6 +84,7 @@ class Gate:
             grant = self.limiter.acquire(job.id, buckets)
         except ConveyorError as exc:
             decision = Decision("defer", f"could not check limits: {exc}", "error", 5.0)
+            self._record(job, decision)
             return Admission(decision)
         if not grant.granted:
             source = "concurrency" if grant.bucket.startswith("slots:") else "rate_limit"

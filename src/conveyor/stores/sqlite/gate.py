@@ -22,33 +22,38 @@ class WriterGate:
 
     def __init__(self, db_path: str) -> None:
         self.path = db_path + "-writer.lock"
-        self._pid = 0
-        self._fd = -1
-        self._lock = threading.Lock()
+        self._state: tuple[int, threading.Lock, int] | None = None
+        """(pid, thread lock, lock-file descriptor) of the process that set them up."""
+        self._setup = threading.Lock()
 
-    def _ensure(self) -> None:
+    def _ensure(self) -> tuple[threading.Lock, int]:
         pid = os.getpid()
-        if self._pid == pid:
-            return
-        # first use, or a forked child: the parent's lock and descriptor are not ours
-        self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._pid = pid
+        state = self._state
+        if state is not None and state[0] == pid:
+            return state[1], state[2]
+        # first use, or a forked child: the parent's lock and descriptor are not ours.
+        # Threads racing here must agree on one lock and one descriptor.
+        with self._setup:
+            state = self._state
+            if state is None or state[0] != pid:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                state = (pid, threading.Lock(), fd)
+                self._state = state
+        return state[1], state[2]
 
     @contextmanager
     def hold(self) -> Iterator[None]:
         """Be the only writer while the block runs."""
-        self._ensure()
-        with self._lock:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        lock, fd = self._ensure()
+        with lock:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close this process's descriptor."""
-        if self._pid == os.getpid() and self._fd >= 0:
-            os.close(self._fd)
-        self._fd = -1
-        self._pid = 0
+        state, self._state = self._state, None
+        if state is not None and state[0] == os.getpid():
+            os.close(state[2])
