@@ -137,14 +137,15 @@ class QueueDepth(Condition):
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow(Condition):
-    """Run only between ``start`` and ``end`` (``HH:MM``, wall time in ``tz``) on ``days``.
+    """Run only between ``start`` and ``end`` (``HH:MM``, wall time in ``tz``; ``end`` is
+    exclusive and may be ``24:00``) on ``days``.
 
     A window whose end is before its start spans midnight (``22:00`` to ``06:00``). A job
     deferred by it waits exactly until the window next opens."""
 
     kind: ClassVar[str] = "time_window"
     start: str = "00:00"
-    end: str = "23:59"
+    end: str = "24:00"
     tz: str = "UTC"
     days: tuple[str, ...] = DAYS
     otherwise: Otherwise = "defer"
@@ -154,8 +155,10 @@ class TimeWindow(Condition):
         from conveyor.scheduler.cron import load_zone
 
         for field in ("start", "end"):
-            if not isinstance(getattr(self, field), str) or not _CLOCK.match(getattr(self, field)):
-                raise InvalidOption(field, f"must be HH:MM, not {getattr(self, field)!r}")
+            value = getattr(self, field)
+            end_of_day = field == "end" and value == "24:00"
+            if not isinstance(value, str) or not (_CLOCK.match(value) or end_of_day):
+                raise InvalidOption(field, f"must be HH:MM (end may be 24:00), not {value!r}")
         if self.start == self.end:
             raise InvalidOption("end", "equals start: the window would be empty")
         load_zone(self.tz)

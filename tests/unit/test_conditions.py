@@ -166,6 +166,17 @@ def test_time_window_otherwise_skip(app: App) -> None:
     assert decision is not None and decision.action == "skip" and decision.delay is None
 
 
+def test_time_window_may_end_at_midnight_and_includes_the_last_minute(app: App) -> None:
+    evening = TimeWindow("18:00", "24:00", tz="Europe/Paris")
+    assert check_at(app, evening, at("2026-01-05 23:59")) is None
+    decision = check_at(app, evening, at("2026-01-06 00:00"))
+    assert decision is not None and decision.delay == 18 * 3600.0
+    assert check_at(app, TimeWindow(tz="Europe/Paris"), at("2026-01-05 23:59")) is None
+    with pytest.raises(InvalidOption) as caught:
+        TimeWindow("24:00", "06:00")
+    assert caught.value.option == "start"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -92,6 +92,7 @@ def test_deferred_job_is_released_to_later_without_using_an_attempt(
     worker = run_burst(app)
     info = app.get_job(handle.id)
     assert runs == [] and worker.stats.deferred == 1 and worker.stats.failed == 0
+    assert worker.stats.processed == 0, "a job put back did not run (no --max-tasks count)"
     assert info.state is JobState.SCHEDULED
     assert info.job.attempt == 0 and info.errors == ()
     assert info.job.run_at == pytest.approx(START + 60)

@@ -370,7 +370,8 @@ class Worker:
         """Turn an outcome into its one fenced store call."""
         job = lease.job
         self.keeper.untrack(job.id)
-        self.stats.processed += 1
+        if outcome.kind is not Kind.DEFERRED:  # a put-back job did not run here
+            self.stats.processed += 1
         if outcome.kind is Kind.COMPLETED:
             # acknowledged together with the next claim (one commit), or by _flush_acks
             self._acks.append(Completion(lease, outcome.result))
