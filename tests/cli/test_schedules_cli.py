@@ -135,3 +135,15 @@ def test_pause_of_an_unknown_schedule_fails(project: Project) -> None:
     result = project.cli("schedule", "pause", "ghost")
     assert result.exit_code == 1
     assert "no schedule named 'ghost'" in result.stderr
+
+
+def test_list_with_app_shows_code_schedules_without_writing_them(project: Project) -> None:
+    app = project.app
+
+    @app.periodic("every weekday at 9:30", tz="Europe/Paris", name="morning")
+    def morning() -> None:
+        return None
+
+    stored = _stored(project)["morning"]
+    assert stored["source"] == "code" and stored["tz"] == "Europe/Paris"
+    assert ScheduleRegistry(app.store).list() == [], "listing is read-only"

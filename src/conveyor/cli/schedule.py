@@ -202,11 +202,16 @@ def add_schedule(
 @render.output_option
 @click.pass_obj
 def list_schedules(state: CliState, output: str) -> None:
-    """Every schedule in the store (code-defined ones appear once a scheduler ran)."""
+    """Every schedule: those in the store, and with --app the code-defined ones."""
     from conveyor.scheduler.registry import ScheduleRegistry
+    from conveyor.scheduler.service import stored_form
 
     app = state.app()
     found = ScheduleRegistry(app.store).list()
+    known = {s.name for s in found}
+    # code-defined schedules a scheduler has not written to the store yet
+    found += [stored_form(e) for name, e in app.schedules.items() if name not in known]
+    found.sort(key=lambda s: s.name)
     if output == "json":
         render.emit_json([s.to_dict() for s in found])
         return

@@ -197,6 +197,8 @@ class Scheduler:
         """Per entry: fire times up to this one were dealt with by this instance."""
         self._synced: set[str] = set()
         self._reported: set[str] = set()
+        self._active: list[PeriodicEntry] = []
+        """The unpaused entries of the last pass (code-defined and stored)."""
 
     @property
     def is_leader(self) -> bool:
@@ -284,7 +286,9 @@ class Scheduler:
         if not self._synced.issuperset(self.app.schedules):
             self.sync()
         created: list[str] = []
-        for entry, state in self.entries():
+        entries = self.entries()
+        self._active = [entry for entry, state in entries if state is None or not state.paused]
+        for entry, state in entries:
             if state is not None and state.paused:
                 self._handled[entry.name] = now
                 continue
@@ -324,7 +328,7 @@ class Scheduler:
     def next_wake(self, now: float) -> float:
         """Seconds to sleep after a pass at ``now``: until the next fire time, at most 1 s."""
         delay = MAX_IDLE
-        for entry in self.app.schedules.values():
+        for entry in self._active or self.app.schedules.values():
             delay = min(delay, entry.next_fire(now) - now)
         return max(0.0, delay)
 
