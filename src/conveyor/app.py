@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from conveyor import validation
 from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
-from conveyor.conditions import Condition, ConditionContext, check_conditions
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask
@@ -28,6 +27,7 @@ from conveyor.task import JobOptions, Task, TaskOptions
 from conveyor.workflow import Chain, Signature
 
 if TYPE_CHECKING:
+    from conveyor.conditions import Condition, ConditionContext
     from conveyor.config import WorkerSettings
     from conveyor.coordination.decisions import DecisionEntry
     from conveyor.scheduler.registry import StoredSchedule
@@ -467,6 +467,8 @@ class App:
         encoded_kwargs = self.codec.dumps(kwargs, what="kwargs")
         piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
         if conditions:
+            from conveyor.conditions import check_conditions  # only jobs with conditions
+
             specs = [c.to_spec() for c in check_conditions(conditions)]
             piped += b',"c":' + self.codec.dumps(specs, what="conditions")
         return b'{"a":' + encoded_args + b',"k":' + encoded_kwargs + piped + b"}"

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from conveyor import validation
-from conveyor.conditions import Condition, check_conditions
 from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy
@@ -20,10 +19,20 @@ from conveyor.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from conveyor.app import App, JobHandle
+    from conveyor.conditions import Condition
     from conveyor.workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _checked_conditions(conditions: object) -> tuple[Condition, ...]:
+    """Validated conditions; the module is loaded only by tasks and jobs that have some."""
+    if conditions == ():
+        return ()
+    from conveyor.conditions import check_conditions
+
+    return check_conditions(conditions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +56,7 @@ class TaskOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limits", check_limits(self.limits))
-        object.__setattr__(self, "conditions", check_conditions(self.conditions))
+        object.__setattr__(self, "conditions", _checked_conditions(self.conditions))
         validation.queue_name(self.queue)
         object.__setattr__(self, "priority", validation.priority(self.priority))
         validation.max_attempts(self.max_attempts)
@@ -117,7 +126,7 @@ class JobOptions:
         validation.seconds(self.idempotency_for, "idempotency_for")
         validation.seconds(self.unique_for, "unique_for")
         object.__setattr__(self, "tags", validation.tags(self.tags))
-        object.__setattr__(self, "conditions", check_conditions(self.conditions))
+        object.__setattr__(self, "conditions", _checked_conditions(self.conditions))
 
     def merged(self, **changes: Any) -> JobOptions:
         """A copy with ``changes`` applied (validated); unknown names are refused."""

@@ -32,7 +32,7 @@ APP_MODULE = textwrap.dedent(
     f"""
     import os, time
     from conveyor import App, current_job
-    from conveyor.coordination import Concurrency, RateLimit
+    from conveyor import Concurrency, RateLimit
 
     app = App()
     LOG = os.environ["RATE_TEST_LOG"]

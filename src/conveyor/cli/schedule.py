@@ -21,13 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conveyor.cli import render
-from conveyor.scheduler import ScheduleError, load_zone, parse_schedule
-from conveyor.scheduler.service import (
-    DEFAULT_LEADER_TTL,
-    DEFAULT_LOOKBACK,
-    DEFAULT_MAX_CATCH_UP,
-    Scheduler,
-)
+from conveyor.scheduler.defaults import DEFAULT_LEADER_TTL, DEFAULT_LOOKBACK, DEFAULT_MAX_CATCH_UP
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
@@ -45,6 +39,8 @@ def schedule() -> None:
 
 
 def _parse_after(value: str | None) -> datetime:
+    from conveyor.scheduler.cron import ScheduleError
+
     if value is None:
         return datetime.now(UTC)
     try:
@@ -77,6 +73,9 @@ def _parse_after(value: str | None) -> datetime:
 def preview(expression: str, zone: str | None, after: str | None, count: int, output: str) -> None:
     """The next N fire times of EXPRESSION: cron ('30 9 * * 1-5', '@daily') or English
     ('every weekday at 9:30 in Europe/Berlin')."""
+    from conveyor.scheduler.cron import ScheduleError, load_zone
+    from conveyor.scheduler.natural import parse_schedule
+
     parsed = parse_schedule(expression)
     if zone is not None:
         load_zone(zone)
@@ -126,6 +125,8 @@ def _table(
 
 def _json_arg(text: str | None, field: str, kind: type) -> Any:
     import orjson
+
+    from conveyor.scheduler.cron import ScheduleError
 
     if text is None:
         return kind()
@@ -328,6 +329,8 @@ def scheduler(
     SIGTERM or Ctrl-C. Run as many as you like: one leads, and each fire time is
     enqueued once."""
     app = state.app(need_tasks=True)
+    from conveyor.scheduler.service import Scheduler
+
     service = Scheduler(app, lookback=lookback, max_catch_up=max_catch_up, leader_ttl=leader_ttl)
     stop = threading.Event()
     if exit_with_parent:

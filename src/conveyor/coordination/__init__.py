@@ -7,18 +7,6 @@ driver, and is judged by the store's clock.
 
 from __future__ import annotations
 
-from conveyor.coordination.cas import update_record
-from conveyor.coordination.lease import LeaderLease
-from conveyor.coordination.limiter import Grant, Limiter
-from conveyor.coordination.limits import Concurrency, Limit, RateLimit, parse_rate
-
-__all__ = [
-    "Concurrency",
-    "Grant",
-    "LeaderLease",
-    "Limit",
-    "Limiter",
-    "RateLimit",
-    "parse_rate",
-    "update_record",
-]
+# The submodules are imported where they are used, so that a worker without limits or
+# schedules does not load them: conveyor.coordination.limits (RateLimit, Concurrency),
+# .limiter (Limiter), .lease (LeaderLease), .decisions, .cas (update_record).

@@ -15,9 +15,29 @@ are in :mod:`conveyor.coordination` and :mod:`conveyor.conditions`.
 
 from __future__ import annotations
 
-from conveyor.scheduler.cron import MACROS, CronExpr, ScheduleError, load_zone
-from conveyor.scheduler.natural import ACCEPTED_FORMS, parse_natural, parse_schedule
-from conveyor.scheduler.recurrence import EPOCH, Interval, Schedule, describe_interval
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.scheduler.cron import MACROS, CronExpr, ScheduleError, load_zone
+    from conveyor.scheduler.natural import ACCEPTED_FORMS, parse_natural, parse_schedule
+    from conveyor.scheduler.recurrence import EPOCH, Interval, Schedule, describe_interval
+
+_LAZY = {
+    "MACROS": "cron",
+    "CronExpr": "cron",
+    "ScheduleError": "cron",
+    "load_zone": "cron",
+    "ACCEPTED_FORMS": "natural",
+    "parse_natural": "natural",
+    "parse_schedule": "natural",
+    "EPOCH": "recurrence",
+    "Interval": "recurrence",
+    "Schedule": "recurrence",
+    "describe_interval": "recurrence",
+}
+"""Names of the package, loaded on first use (the CLI imports the package without
+needing the recurrence maths for most commands)."""
 
 __all__ = [
     "ACCEPTED_FORMS",
@@ -32,3 +52,12 @@ __all__ = [
     "parse_natural",
     "parse_schedule",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

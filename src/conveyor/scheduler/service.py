@@ -36,6 +36,15 @@ from zoneinfo import ZoneInfo
 from conveyor.coordination.lease import LeaderLease
 from conveyor.errors import ConveyorError, InvalidOption
 from conveyor.scheduler.cron import ScheduleError, load_zone
+from conveyor.scheduler.defaults import (
+    DEFAULT_LEADER_TTL,
+    DEFAULT_LOOKBACK,
+    DEFAULT_MAX_CATCH_UP,
+    LEADER_LEASE,
+    MAX_IDLE,
+    SKIP_GRACE,
+    UNIQUE_MARGIN,
+)
 from conveyor.scheduler.natural import parse_schedule
 from conveyor.scheduler.recurrence import Schedule
 from conveyor.scheduler.registry import ScheduleRegistry, StoredSchedule
@@ -59,19 +68,6 @@ log = logging.getLogger("conveyor.scheduler")
 CatchUp = Literal["skip", "latest", "all"]
 CATCH_UP_POLICIES: tuple[str, ...] = get_args(CatchUp)
 
-DEFAULT_LOOKBACK = 3600.0
-"""Seconds back from now in which missed fire times are still considered."""
-DEFAULT_MAX_CATCH_UP = 100
-"""Most fire times one entry enqueues in one pass (policy ``all``)."""
-SKIP_GRACE = 60.0
-"""Policy ``skip``: fire times older than this many seconds are not enqueued."""
-UNIQUE_MARGIN = 86400.0
-"""Unique keys are held for ``lookback`` plus this long."""
-DEFAULT_LEADER_TTL = 15.0
-"""Seconds a dead leader keeps the lease before a standby takes over."""
-LEADER_LEASE = "scheduler"
-MAX_IDLE = 1.0
-"""The service loop never sleeps longer than this many seconds."""
 _MAX_BATCH = 512
 
 

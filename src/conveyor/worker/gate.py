@@ -13,14 +13,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.conditions import Condition, ConditionContext, Decision, condition_from_spec, evaluate
-from conveyor.coordination.decisions import record_decision
-from conveyor.coordination.limiter import Limiter
-from conveyor.coordination.limits import Bucket, Concurrency, JobArguments, Limit, bucket_key
 from conveyor.errors import ConveyorError, InvalidOption
 
 if TYPE_CHECKING:
     from conveyor.app import App, Payload
+    from conveyor.conditions import Decision
+    from conveyor.coordination.limiter import Limiter
+    from conveyor.coordination.limits import Bucket, JobArguments
     from conveyor.job import Job
     from conveyor.task import Task
 
@@ -43,7 +42,8 @@ class Gate:
 
     def __init__(self, app: App, *, slot_ttl: float) -> None:
         self.app = app
-        self.limiter = Limiter(app.store, slot_ttl=slot_ttl)
+        self.slot_ttl = slot_ttl
+        self._limiter: Limiter | None = None
         self._held: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
@@ -57,10 +57,22 @@ class Gate:
             or self.app.queue_limits.get(job.queue)
         )
 
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter, made on first use (workers without limits never load it)."""
+        if self._limiter is None:
+            from conveyor.coordination.limiter import Limiter
+
+            self._limiter = Limiter(self.app.store, slot_ttl=self.slot_ttl)
+        return self._limiter
+
     def admit(self, task: Task[Any, Any], job: Job, payload: Payload) -> Admission:
         """Decide whether ``job`` runs now; take its limits' tokens and slots if so."""
         if not self.applies(task, job, payload):
             return RUN
+        from conveyor.conditions import Decision
+        from conveyor.coordination.limits import JobArguments
+
         cached: list[JobArguments] = []
 
         def arguments() -> JobArguments:
@@ -126,6 +138,14 @@ class Gate:
         payload: Payload,
         arguments: Any,
     ) -> Decision | None:
+        from conveyor.conditions import (
+            Condition,
+            ConditionContext,
+            Decision,
+            condition_from_spec,
+            evaluate,
+        )
+
         conditions: list[Condition] = list(task.options.conditions)
         for spec in payload.conditions:
             try:
@@ -139,6 +159,8 @@ class Gate:
         return evaluate(conditions, ctx)
 
     def _buckets(self, task: Task[Any, Any], job: Job, arguments: Any) -> list[Bucket]:
+        from conveyor.coordination.limits import Bucket, Concurrency, Limit, bucket_key
+
         owned: list[tuple[Limit, str]] = [
             (limit, f"task:{task.name}") for limit in task.options.limits
         ]
@@ -160,6 +182,8 @@ class Gate:
             decision.reason,
             extra={"job_id": job.id, "task": job.task, "decision": decision.action},
         )
+        from conveyor.coordination.decisions import record_decision
+
         try:
             record_decision(
                 self.app.store,
