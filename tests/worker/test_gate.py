@@ -290,6 +290,21 @@ def test_rate_limit_per_key_buckets(app: App, clock: FakeClock) -> None:
     }
 
 
+def test_a_chained_job_is_keyed_by_the_piped_result(app: App) -> None:
+    @app.task
+    def pick_tenant() -> str:
+        return "initech"
+
+    @app.task(limits=[RateLimit(5, per=60.0, key="tenant")])
+    def bill(tenant: str, cents: int) -> str:
+        return f"{tenant}:{cents}"
+
+    app.chain(pick_tenant.s(), bill.s(250)).enqueue()
+    run_burst(app)
+    run_burst(app)  # the second job is released when the first completes
+    assert [r.key for r in app.store.list_records("rate")] == [f"rate:task:{bill.name}|initech"]
+
+
 def test_concurrency_slot_held_elsewhere_defers_until_it_expires(
     app: App, clock: FakeClock
 ) -> None:

@@ -112,7 +112,7 @@ class Executor:
         except UnknownTask as exc:
             return self._after_error(lease, exc, started, FailureReason.UNKNOWN_TASK)
         if self.gate is not None:
-            admission = self.gate.admit(task, job, payload)
+            admission = self.gate.admit(task, job, payload, args)
             decision = admission.decision
             if decision is not None:
                 if decision.action == "skip":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,17 @@ class Gate:
             self._limiter = Limiter(self.app.store, slot_ttl=self.slot_ttl)
         return self._limiter
 
-    def admit(self, task: Task[Any, Any], job: Job, payload: Payload) -> Admission:
-        """Decide whether ``job`` runs now; take its limits' tokens and slots if so."""
+    def admit(
+        self,
+        task: Task[Any, Any],
+        job: Job,
+        payload: Payload,
+        args: Sequence[Any] | None = None,
+    ) -> Admission:
+        """Decide whether ``job`` runs now; take its limits' tokens and slots if so.
+
+        ``args`` are the arguments the handler will get (a chained job's include the
+        piped result); default: the payload's."""
         if not self.applies(task, job, payload):
             return RUN
         from conveyor.conditions import Decision
@@ -77,7 +87,8 @@ class Gate:
 
         def arguments() -> JobArguments:
             if not cached:
-                cached.append(JobArguments.bind(task.fn, payload.args, payload.kwargs))
+                call_args = payload.args if args is None else args
+                cached.append(JobArguments.bind(task.fn, call_args, payload.kwargs))
             return cached[0]
 
         try:
