@@ -138,3 +138,28 @@ def test_count_out_of_range_is_a_usage_error() -> None:
     code, _, err = preview("@daily", "-n", "0")
     assert code == 2
     assert "-n" in err
+
+
+def test_preview_of_a_one_off() -> None:
+    code, out, _ = preview(
+        "once on 2026-03-29 at 2:30",
+        "--tz",
+        "Europe/Berlin",
+        "--after",
+        "2026-03-01T00:00:00Z",
+        "-n",
+        "3",
+        "-o",
+        "json",
+    )
+    assert code == 0
+    assert orjson.loads(out) == {
+        "cron": None,
+        "interval_seconds": None,
+        "description": "Once, on 2026-03-29 at 02:30",
+        "next": ["2026-03-29T03:00:00+02:00"],
+    }
+    code, out, _ = preview(
+        "once at 2026-01-01 00:00", "--after", "2026-06-01T00:00:00Z", "-o", "json"
+    )
+    assert code == 0 and orjson.loads(out)["next"] == []

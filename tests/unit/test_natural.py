@@ -114,6 +114,62 @@ def test_natural_schedule_fires_in_its_zone() -> None:
     ]
 
 
+ONE_OFF = [
+    # (text, zone, after, fire times)
+    (
+        "once at 2026-12-24 18:00",
+        "Europe/Paris",
+        "2026-12-01T00:00:00+00:00",
+        ["2026-12-24T18:00:00+01:00"],
+    ),
+    (
+        "once on 2026-12-24 at 6pm",
+        "Asia/Tokyo",
+        "2026-12-01T00:00:00+00:00",
+        ["2026-12-24T18:00:00+09:00"],
+    ),
+    ("ONCE AT 2026-12-24T18:00", "UTC", "2026-12-01T00:00:00+00:00", ["2026-12-24T18:00:00+00:00"]),
+    # strictly after: at the fire time itself, or later, there is nothing left
+    ("once at 2026-12-24 18:00", "UTC", "2026-12-24T18:00:00+00:00", []),
+    ("once at 2026-12-24 18:00", "UTC", "2027-01-01T00:00:00+00:00", []),
+    # spring-forward gap: the first instant after it; autumn overlap: the first occurrence
+    (
+        "once on 2026-03-29 at 2:30",
+        "Europe/Berlin",
+        "2026-03-01T00:00:00+00:00",
+        ["2026-03-29T03:00:00+02:00"],
+    ),
+    (
+        "once on 2026-10-25 at 2:30",
+        "Europe/Berlin",
+        "2026-10-01T00:00:00+00:00",
+        ["2026-10-25T02:30:00+02:00"],
+    ),
+    ("once on 2026-11-01 at 1:30", "America/New_York", "2026-11-01T05:45:00+00:00", []),
+    (
+        "once on 2028-02-29 at noon",
+        "Australia/Sydney",
+        "2028-01-01T00:00:00+00:00",
+        ["2028-02-29T12:00:00+11:00"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "zone", "after", "expected"), ONE_OFF)
+def test_one_off_schedules(text: str, zone: str, after: str, expected: list[str]) -> None:
+    schedule = parse_schedule(text)
+    assert schedule.cron is None and schedule.interval_seconds is None
+    assert schedule.once is not None and schedule.description.startswith("Once, on ")
+    got = schedule.next_after(datetime.fromisoformat(after), schedule.zone(zone), 5)
+    assert [moment.isoformat() for moment in got] == expected
+
+
+def test_one_off_names_its_zone() -> None:
+    schedule = parse_schedule("once at 2026-12-24 18:00 in Europe/Paris")
+    assert schedule.tz == "Europe/Paris" and schedule.once == "2026-12-24T18:00:00"
+    assert schedule.description == "Once, on 2026-12-24 at 18:00 (Europe/Paris)"
+
+
 REFUSED = [
     ("sometimes", "schedule: cannot understand 'sometimes'; accepted forms: every N"),
     ("every day", "schedule: cannot understand"),
@@ -131,6 +187,11 @@ REFUSED = [
     ("daily at 9:30 in Mars/Olympus", "time zone: unknown time zone 'Mars/Olympus'"),
     ("every 400 days", "schedule: cannot understand"),
     ("x" * 10_000, "schedule: longer than 200 characters"),
+    ("once at 2026-02-30 10:00", "date: '2026-02-30' is not a date"),
+    ("once at 1969-12-31 10:00", "date: year 1969 is out of range"),
+    ("once at 2026-12-24 25:00", "time: '25:00' is out of range"),
+    ("once at 2026-12-24", "schedule: cannot understand"),
+    ("once at 24-12-2026 10:00", "schedule: cannot understand"),
 ]
 
 

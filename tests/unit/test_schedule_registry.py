@@ -164,3 +164,22 @@ def test_unknown_names_and_damaged_records() -> None:
     app.schedule("t.ping", "@hourly", name="fine", args=["x"])
     assert [s.name for s in registry.list()] == ["fine"]
     assert Scheduler(app).run_once(clock.now()) == []  # the damaged one does not stop a pass
+
+
+def test_a_one_off_schedule_fires_once_and_then_has_no_next_run() -> None:
+    clock = FakeClock(START)
+    app = make_app(clock)
+    when = datetime.fromtimestamp(START + 600, UTC)
+    app.schedule("t.ping", f"once at {when:%Y-%m-%d %H:%M}", name="launch", args=["go"])
+    scheduler = Scheduler(app)
+    assert scheduler.run_once(clock.now()) == []
+    assert scheduler.registry.require("launch").next_fire_at == int(START) - 30 + 600
+    created: list[str] = []
+    for _ in range(40):  # twenty minutes in 30 s passes
+        clock.advance(30)
+        created += scheduler.run_once(clock.now())
+    assert len(created) == 1
+    assert enqueued(app) == [(f"periodic:launch:{int(START) - 30 + 600}", ["go"])]
+    state = scheduler.registry.require("launch")
+    assert state.last_fire_at == int(START) - 30 + 600 and state.next_fire_at is None
+    assert scheduler.next_wake(clock.now()) == 1.0

@@ -196,6 +196,12 @@ def _instants(wall: datetime, tz: ZoneInfo, *, both_folds: bool) -> list[datetim
     return [first.astimezone(tz)]
 
 
+def wall_instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant a one-off wall time fires at in ``tz``, by the same DST rules as cron:
+    in a gap the first instant after it, in an overlap the first occurrence."""
+    return _instants(wall, tz, both_folds=False)[0]
+
+
 @dataclass(frozen=True)
 class CronExpr:
     """A validated cron expression; build it with :meth:`parse`."""

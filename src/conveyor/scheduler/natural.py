@@ -1,4 +1,4 @@
-"""A small, strict grammar of English schedules compiled to cron or to an interval.
+"""A small, strict grammar of English schedules compiled to cron, an interval or a one-off.
 
 Nothing is guessed: text that matches none of the forms below is refused with a
 message listing them. Accepted (case-insensitive, any spacing)::
@@ -11,17 +11,19 @@ message listing them. Accepted (case-insensitive, any spacing)::
     every weekday at TIME | every weekend at TIME
     every monday [, tuesday …] [and friday] at TIME
     on the 1st of every month at TIME | on the last day of every month at TIME
+    once at YYYY-MM-DD TIME | once on YYYY-MM-DD at TIME
 
 TIME is ``9:30``, ``09:30``, ``21:00``, ``7am``, ``7:30pm``, ``noon`` or ``midnight``.
 Any form may end with `` in Zone/Name`` (an IANA zone). A counted unit that divides
 its parent (``every 5 minutes``, ``every 2 hours``, ``every 30 seconds``) compiles to
 cron; any other count (``every 90 seconds``, ``every 7 minutes``) to an interval
-anchored at the Unix epoch.
+anchored at the Unix epoch. ``once …`` fires a single time (never, once it has passed).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 
 from conveyor.scheduler.cron import CronExpr, ScheduleError, load_zone
 from conveyor.scheduler.recurrence import MAX_INTERVAL_SECONDS, Schedule, describe_interval
@@ -36,6 +38,7 @@ ACCEPTED_FORMS = (
     "every weekday at TIME / every weekend at TIME",
     "every DAY[, DAY] [and DAY] at TIME (e.g. 'every monday and thursday at 18:00')",
     "on the Nth of every month at TIME / on the last day of every month at TIME",
+    "once at YYYY-MM-DD TIME / once on YYYY-MM-DD at TIME (a one-off)",
     "TIME is 9:30, 21:00, 7am, 7:30pm, noon or midnight; add ' in Zone/Name' for a time zone",
     "or a cron expression ('30 9 * * 1-5', 6 fields with seconds, or @daily-style macros)",
 )
@@ -55,6 +58,7 @@ _WEEKDAY = re.compile(rf"every (weekday|weekend)s? at {_TIME}")
 _DAYS = re.compile(rf"every ({_DAY}(?:(?:,| and|, and) {_DAY})*) at {_TIME}")
 _MONTHLY = re.compile(rf"on the (\d{{1,2}})(?:st|nd|rd|th) of every month at {_TIME}")
 _LAST_DAY = re.compile(rf"on the last day of every month at {_TIME}")
+_ONCE = re.compile(rf"once (?:at|on) (\d{{4}}-\d{{2}}-\d{{2}})(?:t| at | ){_TIME}")
 _ZONE = re.compile(r"^(.*?)\s+in\s+([A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)$", re.DOTALL)
 
 
@@ -156,6 +160,18 @@ def _compile(body: str) -> tuple[str | None, int | None]:
     raise _refuse(body)
 
 
+def _one_off(date_text: str, time_text: str) -> datetime:
+    """The wall time of ``once at DATE TIME``; the date must exist."""
+    try:
+        day = date.fromisoformat(date_text)
+    except ValueError:
+        raise ScheduleError("date", f"{date_text!r} is not a date (YYYY-MM-DD)") from None
+    if not 1970 <= day.year <= 9000:
+        raise ScheduleError("date", f"year {day.year} is out of range 1970-9000")
+    hour, minute = _time(time_text)
+    return datetime(day.year, day.month, day.day, hour, minute)
+
+
 def _split_zone(text: str) -> tuple[str, str | None]:
     match = _ZONE.match(text)
     if match is None:
@@ -179,6 +195,10 @@ def parse_natural(text: str) -> Schedule:
     if len(text) > MAX_TEXT_CHARS:
         raise ScheduleError("schedule", f"longer than {MAX_TEXT_CHARS} characters")
     body, tz = _split_zone(" ".join(text.split()))
+    if match := _ONCE.fullmatch(body.lower()):
+        wall = _one_off(match.group(1), match.group(2))
+        described = f"Once, on {wall:%Y-%m-%d} at {wall:%H:%M}" + (f" ({tz})" if tz else "")
+        return Schedule(None, None, tz, described, wall.isoformat())
     cron, interval = _compile(body.lower())
     if cron is not None:
         cron = CronExpr.parse(cron).normalised

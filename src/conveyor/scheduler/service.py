@@ -118,6 +118,8 @@ class PeriodicEntry:
         size = 2
         while True:
             batch = self.schedule.next_after(cursor, self.zone, size)
+            if not batch:  # a one-off that has passed
+                return found
             for moment in batch:
                 ts = moment.timestamp()
                 if ts > until:
@@ -126,10 +128,12 @@ class PeriodicEntry:
             cursor = batch[-1]
             size = min(size * 4, _MAX_BATCH)
 
-    def next_fire(self, after: float) -> float:
-        """The first fire time strictly after ``after`` (epoch seconds)."""
+    def next_fire(self, after: float) -> float | None:
+        """The first fire time strictly after ``after`` (epoch seconds); None when there
+        is none (a one-off that has passed)."""
         cursor = datetime.fromtimestamp(after, UTC)
-        return self.schedule.next_after(cursor, self.zone, 1)[0].timestamp()
+        upcoming = self.schedule.next_after(cursor, self.zone, 1)
+        return upcoming[0].timestamp() if upcoming else None
 
 
 def parse_timing(
@@ -325,7 +329,9 @@ class Scheduler:
         """Seconds to sleep after a pass at ``now``: until the next fire time, at most 1 s."""
         delay = MAX_IDLE
         for entry in self._active or self.app.schedules.values():
-            delay = min(delay, entry.next_fire(now) - now)
+            upcoming = entry.next_fire(now)
+            if upcoming is not None:
+                delay = min(delay, upcoming - now)
         return max(0.0, delay)
 
     def run(self, stop: threading.Event) -> None:
