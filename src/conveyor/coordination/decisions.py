@@ -6,6 +6,7 @@ them the same way; the newest :data:`KEEP` are kept, for :data:`RETENTION` secon
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import orjson
@@ -16,6 +17,12 @@ from conveyor.stores.base import Store
 NAMESPACE = "decision"
 KEEP = 20
 RETENTION = 30 * 86400.0
+BACKOFF_STEPS = 5
+"""A job deferred again and again by the same limit waits up to 2**5 times longer..."""
+BACKOFF_CAP = 30.0
+"""...but never longer than this many seconds past its first useful moment."""
+BACKOFF_MEMORY = 600.0
+"""Deferrals older than this many seconds no longer lengthen the wait."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,45 @@ def record_decision(
         return orjson.dumps(entries[-KEEP:]), now + RETENTION, None
 
     update_record(store, NAMESPACE, job_id, change)
+
+
+def backoff_delay(base: float, repeats: int) -> float:
+    """``base`` doubled per earlier deferral in a row, at most 2**:data:`BACKOFF_STEPS`
+    times and never beyond ``max(base, BACKOFF_CAP)``."""
+    return min(base * (1 << min(repeats, BACKOFF_STEPS)), max(base, BACKOFF_CAP))
+
+
+def record_deferral(
+    store: Store,
+    job_id: str,
+    reason: str,
+    source: str,
+    base: float,
+    rng: random.Random | None = None,
+) -> float:
+    """Record that ``source`` (a limit) deferred the job; return how long it should wait.
+
+    Many jobs waiting on one full limit would otherwise all come back together every
+    ``base`` seconds, one of them to run and the rest to be put back again. The first
+    deferral waits ``base`` (the exact time a token returns); each repeated one by the
+    same source waits a random time between ``base`` and :func:`backoff_delay`, so the
+    waiting jobs spread out and come back about as fast as capacity frees up."""
+    draw = (rng or random).random()
+
+    def change(value: bytes | None, now: float) -> tuple[bytes, float, float]:
+        entries = _entries(value)
+        repeats = 0
+        for entry in reversed(entries):
+            at = entry.get("at")
+            recent = isinstance(at, int | float) and at >= now - BACKOFF_MEMORY
+            if not recent or entry.get("action") != "defer" or entry.get("source") != source:
+                break
+            repeats += 1
+        delay = base + draw * (backoff_delay(base, repeats) - base)
+        entries.append(DecisionEntry(now, "defer", reason[:500], source, delay).to_json())
+        return orjson.dumps(entries[-KEEP:]), now + RETENTION, delay
+
+    return float(update_record(store, NAMESPACE, job_id, change))
 
 
 def read_decisions(store: Store, job_id: str) -> list[DecisionEntry]:

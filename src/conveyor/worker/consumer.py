@@ -53,6 +53,9 @@ STAGE_EVERY = 1.0
 class Worker:
     """One consumer process (the prefork supervisor will run several)."""
 
+    burst_horizon = 5.0
+    """Burst mode waits for jobs due within this many seconds before it exits."""
+
     def __init__(
         self,
         app: App,
@@ -312,7 +315,7 @@ class Worker:
         these counts already or served elsewhere.
         """
         busy = ("pending", "processing", "retrying")
-        horizon = 5.0
+        horizon = self.burst_horizon
         for counts in self.store.stats():
             if counts.queue not in self.queue_spec.names:
                 continue

@@ -111,11 +111,8 @@ class Gate:
             return Admission(decision)
         if not grant.granted:
             source = "concurrency" if grant.bucket.startswith("slots:") else "rate_limit"
-            decision = Decision(
-                "defer", f"over the limit of {grant.bucket}", source, grant.retry_after
-            )
-            self._record(job, decision)
-            return Admission(decision)
+            reason = f"over the limit of {grant.bucket}"
+            return Admission(self._defer(job, reason, source, grant.retry_after))
         if grant.slots:
             with self._lock:
                 self._held[job.id] = grant.slots
@@ -184,6 +181,25 @@ class Gate:
             key = bucket_key(limit, owner, arguments)
             buckets.append(Bucket(kind, f"{kind}:{key}", limit))
         return buckets
+
+    def _defer(self, job: Job, reason: str, source: str, base: float) -> Decision:
+        """Record a limit's deferral; the wait grows when the same limit keeps refusing."""
+        from conveyor.conditions import Decision
+        from conveyor.coordination.decisions import record_deferral
+
+        try:
+            delay = record_deferral(self.app.store, job.id, reason, source, base)
+        except ConveyorError as exc:
+            log.warning("job %s: could not record the decision (%s)", job.id, exc)
+            delay = base
+        log.info(
+            "job %s: defer %.2fs (%s)",
+            job.id,
+            delay,
+            reason,
+            extra={"job_id": job.id, "task": job.task, "decision": "defer"},
+        )
+        return Decision("defer", reason, source, delay)
 
     def _record(self, job: Job, decision: Decision) -> None:
         log.info(
