@@ -14,6 +14,8 @@ with ``@app.condition``).
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import math
 import os
 import re
@@ -79,16 +81,16 @@ def _bound(value: object, field: str) -> None:
         raise InvalidOption(field, f"must be a non-negative number or None, not {value!r}")
 
 
-class Condition:
+class Condition(abc.ABC):
     """Base of the built-in conditions: a spec that can be stored with a job."""
 
     kind: ClassVar[str] = ""
     otherwise: Otherwise
     delay: float
 
+    @abc.abstractmethod
     def check(self, ctx: ConditionContext) -> Decision | None:
         """None to let the job run, else the decision."""
-        raise NotImplementedError
 
     def objection(self, reason: str, delay: float | None = None) -> Decision:
         """The decision this condition makes when it is not met."""
@@ -220,13 +222,10 @@ def load_per_cpu() -> float:
 
 def available_memory() -> int:
     """Bytes of memory available to new work (``MemAvailable`` on Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
