@@ -163,6 +163,24 @@ def check_option_names(options: dict[str, Any]) -> None:
             raise InvalidOption(name, f"unknown option{hint}")
 
 
+def _positional_bounds(signature: inspect.Signature | None) -> tuple[int, float] | None:
+    """How many positional arguments a call without keywords may pass, when that alone
+    decides whether the call binds (None: a required keyword-only parameter)."""
+    if signature is None:
+        return None
+    fewest, most = 0, 0.0
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                fewest += 1
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            most = math.inf
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return None
+    return fewest, most
+
+
 @dataclass(frozen=True, slots=True)
 class Task(Generic[P, R]):
     """A registered handler. Call it to run the function directly; ``enqueue`` to queue it."""
@@ -174,6 +192,11 @@ class Task(Generic[P, R]):
     job_options: JobOptions = field(default_factory=JobOptions)
     is_async: bool = False
     signature: inspect.Signature | None = None
+    positional: tuple[int, float] | None = field(default=None, init=False, compare=False)
+    """(fewest, most) positional arguments when a call passes no keywords, or None."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positional", _positional_bounds(self.signature))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function in-process, without a job record."""
@@ -205,6 +228,9 @@ class Task(Generic[P, R]):
         positional argument comes from the previous job in a chain)."""
         if self.signature is None:
             return
+        bounds = self.positional
+        if not kwargs and bounds is not None and bounds[0] <= len(args) + piped <= bounds[1]:
+            return  # the common call, checked without inspect's (slow) bind
         try:
             if piped:
                 self.signature.bind(None, *args, **kwargs)
