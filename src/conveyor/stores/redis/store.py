@@ -471,7 +471,10 @@ class RedisStore:
         client = self._redis()
         deadline = time.monotonic() + max(timeout, 0.0)
         with _guard():
-            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            # redis-py annotates pubsub() in some releases and not in others; going through
+            # Any keeps the call type-checked the same way whatever release is installed.
+            open_pubsub: Any = client.pubsub
+            pubsub = open_pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self._key("wake"))
                 while True:
