@@ -151,6 +151,16 @@ def runnable_shell(source: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _only_shown(block: Block) -> bool:
+    """True for a shell block whose every command is an install/build line."""
+    if block.tag not in ("bash", "sh"):
+        return False
+    lines = runnable_shell(block.source).splitlines()
+    return all(
+        not line.strip() or line.lstrip().startswith(("#", ": shown, not run:")) for line in lines
+    )
+
+
 def memory_run_fits(blocks: list[Block]) -> bool:
     """True when the page runs python samples and none of them names its store."""
     python = [b for b in blocks if b.tag == "python" and b.skip is None]
@@ -225,10 +235,10 @@ def check_page(path: Path) -> str:
                 f"{where} ({label}): {which} failed (exit {status}); the page's output "
                 f"up to there:\n{output[-OUTPUT_TAIL:]}"
             )
-    ran = sum(b.runs for b in blocks)
+    ran = sum(b.runs and not _only_shown(b) for b in blocks)
     files = sum(b.file is not None for b in blocks)
     skipped = [b for b in blocks if b.skip is not None]
-    shown = sum(b.tag in SHOWN_TAGS and b.skip is None for b in blocks)
+    shown = sum((b.tag in SHOWN_TAGS and b.skip is None) or _only_shown(b) for b in blocks)
     tally = (
         f"{where}: {ran} ran ({' + '.join(label for label, _ in runs)}), {files} files, "
         f"{len(skipped)} skipped, {shown} shown"
