@@ -28,13 +28,16 @@ How a page is run (one pytest item per page):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import traceback
 import types
 from dataclasses import dataclass
@@ -198,21 +201,35 @@ def run_page(path: Path, blocks: list[Block], *, memory: bool) -> tuple[int, str
         env = sample_env({"CONVEYOR_STORE": "memory://"} if memory else {})
         bin_dir = Path(env["PATH"].split(os.pathsep)[0])
         python = bin_dir / "python" if (bin_dir / "python").exists() else Path(sys.executable)
+        return run_in_group([str(python), __file__, str(plan_path)], cwd=work, env=env)
+
+
+def run_in_group(args: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run a page's driver in a process group of its own, and leave nothing of it running.
+
+    Workers a sample starts (and anything it puts in the background) are in the group:
+    it is killed when the driver ends, and at once when the page overruns its time.
+    """
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            done = subprocess.run(
-                [str(python), __file__, str(plan_path)],
-                cwd=work,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=PAGE_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            output = exc.stdout if isinstance(exc.stdout, str) else ""
-            return 124, output + f"\n(page did not finish within {PAGE_TIMEOUT:.0f} s)"
-        return done.returncode, done.stdout
+            status = proc.wait(timeout=PAGE_TIMEOUT)
+            note = ""
+        except subprocess.TimeoutExpired:
+            status = 124
+            note = f"\n(the page did not finish within {PAGE_TIMEOUT:.0f} s; killed)"
+        finally:
+            _kill_group(proc.pid)
+            proc.wait()
+        log.seek(0)
+        return status, log.read() + note
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nothing of the group is left
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def check_page(path: Path) -> str:
@@ -318,6 +335,27 @@ def test_blocks_share_a_namespace_files_are_importable_and_shell_sees_them(
         """,
     )
     assert "3 ran (as written + memory://), 1 files, 0 skipped, 0 shown" in check_page(page)
+
+
+def test_nothing_a_page_starts_outlives_it(tmp_path: Path) -> None:
+    """A process a sample leaves in the background is killed with the page's group."""
+    pid_file = tmp_path / "pid"
+    page = _page(tmp_path, f"```bash\nsleep 300 &\necho $! > {pid_file}\n```\n")
+    check_page(page)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(pid), f"sleep {pid} outlived its page"
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_failing_shell_block_fails_the_page(tmp_path: Path) -> None:
@@ -431,7 +469,6 @@ def _run_block(block: dict[str, object], label: str, namespace: dict[str, object
         ["bash", "-e", "-c", runnable_shell(source)],
         stdout=sys.stdout,
         stderr=subprocess.STDOUT,
-        timeout=PAGE_TIMEOUT,
         check=False,
     )
     sys.stdout.flush()
