@@ -56,7 +56,8 @@ FILE = re.compile(r"^file\s+(?P<name>[A-Za-z0-9_./-]+\.py)$")
 NAMED_STORE = re.compile(r"\bApp\(\s*(?:store\s*=\s*)?[\"']")
 """A python sample that passes a DSN to App: it names its store, so one run is enough."""
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+)(?P<info>.*)$")
-PAGE_TIMEOUT = 120.0
+PAGE_TIMEOUT = 90.0
+"""Seconds one run of a page may take (a page runs at most twice)."""
 OUTPUT_TAIL = 6000
 
 
@@ -266,6 +267,7 @@ def check_page(path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2 * PAGE_TIMEOUT + 30)
 @pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_samples_run(page: Path) -> None:
     """Every python and shell sample of the page runs as written."""
@@ -358,6 +360,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def test_a_file_block_with_a_syntax_error_fails_the_page(tmp_path: Path) -> None:
+    """A file block is checked even when no later sample imports it."""
+    page = _page(tmp_path, "<!-- sample: file app.py -->\n```python\ndef f(:\n```\n")
+    with pytest.raises(AssertionError, match=r"block 1 \(line 2, file\) failed"):
+        check_page(page)
+
+
 def test_a_failing_shell_block_fails_the_page(tmp_path: Path) -> None:
     """bash -e: the first failing command fails the block, with its output."""
     page = _page(tmp_path, "```bash\necho shell-says-hi\nfalse\necho never\n```\n")
@@ -436,6 +445,12 @@ def _drive(plan_path: str) -> int:
             target = work / block["file"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(block["source"], encoding="utf-8")
+            try:
+                compile(block["source"], str(target), "exec")
+            except SyntaxError:
+                traceback.print_exc()
+                print(f"--- FAILED: block {block['index']} (line {block['line']}, file)")
+                return 1
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main
