@@ -98,6 +98,8 @@ def test_every_duration_option_uses_the_duration_parser() -> None:
         "--stale-after",
         "--lookback",
         "--leader-ttl",
+        "--unique-for",
+        "--idempotency-for",
     }
     found = {
         opt: param.type
@@ -112,7 +114,8 @@ def test_every_duration_option_uses_the_duration_parser() -> None:
 
 def test_enqueue_timeout_takes_a_unit(project: Project) -> None:
     result = project.cli(
-        "enqueue", "t.add", "--args", "[1, 2]", "--timeout", "30s", "--delay", "2m", "-o", "json"
+        *("enqueue", "t.add", "--args", "[1, 2]", "--timeout", "30s", "--delay", "2m"),
+        *("--unique-key", "k", "--unique-for", "1h", "--idempotency-for", "1d", "-o", "json"),
     )
     assert result.exit_code == 0, result.output
     job = project.app.get_job(json.loads(result.stdout)["id"]).job

@@ -61,7 +61,13 @@ def _priority(value: str | None) -> int | str | None:
     "--depends-on", "depends_on", multiple=True, metavar="ID", help="Job id (repeatable)."
 )
 @click.option("--idempotency-key", help="Same key + same arguments returns the first job.")
+@click.option(
+    "--idempotency-for", type=DURATION, help="How long --idempotency-key is remembered: 1d."
+)
 @click.option("--unique-key", help="At most one active job holds this key.")
+@click.option(
+    "--unique-for", type=DURATION, help="Hold --unique-key this long past the job: 1h, 1d."
+)
 @render.output_option
 @click.pass_obj
 def enqueue(
@@ -77,7 +83,9 @@ def enqueue(
     tags: tuple[str, ...],
     depends_on: tuple[str, ...],
     idempotency_key: str | None,
+    idempotency_for: float | None,
     unique_key: str | None,
+    unique_for: float | None,
     output: str,
 ) -> None:
     """Enqueue a job of TASK (its registered name) and print its id."""
@@ -90,7 +98,9 @@ def enqueue(
         "max_attempts": max_attempts,
         "timeout": timeout,
         "idempotency_key": idempotency_key,
+        "idempotency_for": idempotency_for,
         "unique_key": unique_key,
+        "unique_for": unique_for,
     }
     options = {key: value for key, value in options.items() if value is not None}
     if tags:

@@ -319,7 +319,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     "--lookback",
     type=DURATION,
     default=DEFAULT_LOOKBACK,
-    help="Seconds back in which missed fire times are still caught up.",
+    help="How far back missed fire times are still caught up (seconds, or 30m, 1d).",
 )
 @click.option(
     "--max-catch-up",
@@ -331,7 +331,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     "--leader-ttl",
     type=DURATION,
     default=DEFAULT_LEADER_TTL,
-    help="Seconds before a standby scheduler takes over from a leader that stopped renewing.",
+    help="How long before a standby scheduler takes over from a leader that stopped "
+    "renewing (seconds, or 30s; at least 2 s).",
 )
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
 @click.pass_obj
