@@ -243,3 +243,47 @@ def test_subcommand_store_beats_the_group_store(project: Project) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["store"] == project.dsn
+
+
+# --- server stores: a schema or prefix with no store is refused, and left untouched ----------
+def test_postgres_schema_without_a_store_is_refused_untouched(
+    project: Project, postgres_dsn: str
+) -> None:
+    import psycopg
+
+    result = project.cli("--store", postgres_dsn, "jobs", "list", app=False)
+    assert result.exit_code == 2, result.output
+    schema = postgres_dsn.rsplit("schema=", 1)[1]
+    assert f"no Conveyor store in schema '{schema}'" in errors(result)
+    with psycopg.connect(postgres_dsn.split("?")[0], autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchone()
+    assert tables == (0,)
+    assert project.cli("--store", postgres_dsn, "migrate", app=False).exit_code == 0
+    listed = project.cli("--store", postgres_dsn, "jobs", "list", "-o", "json", app=False)
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout)["jobs"] == []
+    assert "secret" not in listed.stderr
+
+
+def test_redis_prefix_without_a_store_is_refused_untouched(
+    project: Project, redis_url: str
+) -> None:
+    import redis
+
+    result = project.cli("--store", redis_url, "queues", app=False)
+    assert result.exit_code == 2, result.output
+    prefix = redis_url.rsplit("prefix=", 1)[1]
+    assert f"no Conveyor store under prefix '{prefix}'" in errors(result)
+    client = redis.Redis.from_url(redis_url.split("?")[0])
+    try:
+        assert client.keys(f"{prefix}*") == []
+        assert project.cli("--store", redis_url, "migrate", app=False).exit_code == 0
+        listed = project.cli("--store", redis_url, "queues", "-o", "json", app=False)
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.stdout)["queues"] == []
+    finally:
+        for key in client.keys(f"{prefix}*"):
+            client.delete(key)
+        client.close()

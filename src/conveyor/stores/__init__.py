@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,10 +57,17 @@ def open_store(dsn: str, *, clock: Clock | None = None) -> Store:
     driver = _DRIVERS.get(scheme)
     if driver is None:
         raise ConfigurationError(f"unknown store DSN {redact(dsn)!r}: expected one of {DSN_FORMS}")
-    module_name, class_name, extra = driver
+    module = _import_driver(scheme, driver[0])
+    store: Store = getattr(module, driver[1]).from_dsn(dsn, clock=clock)
+    return store
+
+
+def _import_driver(scheme: str, module_name: str) -> ModuleType:
+    """Import a driver module; a missing library becomes the ``pip install`` that fixes it."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        extra = _DRIVERS[scheme][2]
         missing = (exc.name or "").partition(".")[0]
         if extra and missing in _EXTRA_PACKAGES[extra]:
             raise ConfigurationError(
@@ -67,8 +75,6 @@ def open_store(dsn: str, *, clock: Clock | None = None) -> Store:
                 f"installed; install it with: pip install 'conveyor[{extra}]'"
             ) from exc
         raise
-    store: Store = getattr(module, class_name).from_dsn(dsn, clock=clock)
-    return store
 
 
 def redact(dsn: str) -> str:
@@ -99,11 +105,13 @@ def require_existing(dsn: str) -> None:
 
     Read and management commands call this so that a wrong or missing DSN is an error
     naming the path, not an empty listing from a freshly created ``./conveyor.db``.
-    SQLite needs its file, File its directory; server stores (PostgreSQL, Redis) and
-    ``memory://`` are not checked here.
+    SQLite needs its file, File its directory, PostgreSQL the schema's migrations ledger,
+    Redis the prefix's ``schema`` key (both read without writing); ``memory://`` always
+    starts empty.
 
     Raises:
-        ConfigurationError: The file or directory does not exist.
+        ConfigurationError: The store does not exist.
+        StoreUnavailable: A server store cannot be reached.
     """
     scheme = urlsplit(dsn).scheme.lower()
     if scheme == "sqlite":
@@ -118,6 +126,20 @@ def require_existing(dsn: str) -> None:
         directory = parse_file_dsn(dsn)
         if not os.path.isdir(directory):
             raise ConfigurationError(_missing(f"no File store at {directory}: no such directory"))
+    elif scheme in ("postgresql", "postgres"):
+        postgres = _import_driver(scheme, "conveyor.stores.postgres.connection")
+        if not postgres.store_exists(dsn):
+            where = postgres.parse_dsn(dsn)
+            raise ConfigurationError(
+                _missing(f"no Conveyor store in schema {where.schema!r} of {where.location}")
+            )
+    elif scheme in ("redis", "rediss"):
+        redis_store = _import_driver(scheme, "conveyor.stores.redis.store")
+        if not redis_store.store_exists(dsn):
+            _, prefix = redis_store.parse_dsn(dsn)
+            raise ConfigurationError(
+                _missing(f"no Conveyor store under prefix {prefix!r} at {redact(dsn)}")
+            )
 
 
 def _missing(what: str) -> str:

@@ -68,6 +68,27 @@ def check_parameters(dsn: str, names: list[str]) -> None:
         )
 
 
+def store_exists(dsn: str) -> bool:
+    """Whether the DSN's schema holds a Conveyor store (its migrations ledger), read
+    without creating anything; for commands that must not create a store.
+
+    Raises:
+        StoreUnavailable: The server cannot be reached.
+    """
+    settings = parse_dsn(dsn)
+    try:
+        with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT to_regclass(format('%%I.schema_migrations', %s::text))",
+                (settings.schema,),
+            ).fetchone()
+    except psycopg.Error as exc:
+        if is_connection_error(exc):
+            raise unavailable(exc, settings.location) from exc
+        raise
+    return row is not None and row[0] is not None
+
+
 def check_identifier(name: str) -> str:
     """``name`` if it is a plain SQL identifier (letters, digits, ``_``; at most 63)."""
     if not _IDENTIFIER.match(name):

@@ -128,6 +128,22 @@ def dsn_parameters() -> list[str]:
     return ["prefix", *sorted({*parsed, *_CONNECTION_PARAMETERS})]
 
 
+def store_exists(dsn: str) -> bool:
+    """Whether a Conveyor store lives under the DSN's prefix (its ``{prefix}:schema`` key),
+    read without writing; for commands that must not create a store.
+
+    Raises:
+        StoreUnavailable: Redis cannot be reached.
+    """
+    url, prefix = parse_dsn(dsn)
+    client = redis.Redis.from_url(url)
+    try:
+        with _guard():
+            return bool(client.exists(f"{prefix}:schema"))
+    finally:
+        client.close()
+
+
 def safe_location(url: str, prefix: str) -> str:
     """The URL without password, with the prefix, for ``conveyor info``."""
     parts = urlsplit(url)
