@@ -13,7 +13,7 @@ added later follow the rule without listing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -93,7 +93,9 @@ def apply_envvar_rule(root: click.Group) -> None:
             param.show_envvar = True
 
 
-def _set_state(attribute: str) -> Any:
+def _set_state(attribute: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    """A callback that stores a given value on the CLI state (``ctx.obj``)."""
+
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
         if value is not None and ctx.obj is not None:
             setattr(ctx.obj, attribute, value)
