@@ -49,7 +49,7 @@ SYSTEM_KEYS = (
 
 
 def parser() -> argparse.ArgumentParser:
-    """The harness's options (``conveyor bench`` passes its arguments through)."""
+    """The harness's options (``make bench`` passes ``BENCH_ARGS`` through)."""
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="Conveyor vs Celery, Dramatiq, RQ, Huey and Taskiq: the same workloads, "

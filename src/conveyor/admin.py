@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from conveyor import loading
+from conveyor import durations, loading, stores
 from conveyor.app import App
 from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
@@ -54,10 +53,6 @@ CANCELLABLE_STATES: tuple[JobState, ...] = (
 STALE_AFTER = 30.0
 """Seconds without a heartbeat after which a node or worker is shown as stale."""
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-
-
 # --- apps -------------------------------------------------------------------------------------
 load_app = loading.load_app
 
@@ -67,20 +62,24 @@ def use_store(app: App, dsn: str) -> None:
     app.use_store(dsn)
 
 
-# --- time -------------------------------------------------------------------------------------
-def parse_duration(text: str) -> float:
-    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"3d"`` or ``"1w"``.
+def require_store(app: App) -> None:
+    """Refuse a store that does not exist yet (read commands must not create one).
 
     Raises:
-        ValueError: The text is not a duration.
+        ConfigurationError: naming the missing path and how to point at the right store.
     """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(
-            f"{text!r} is not a duration; use a number with an optional unit s, m, h, d or w "
-            "(e.g. 90s, 15m, 2h, 3d)"
-        )
-    return float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+    if app.dsn and "://" in app.dsn:
+        stores.require_existing(app.dsn)
+
+
+def store_label(app: App) -> str:
+    """Which store ``app`` uses, printable: SQLite paths absolute, passwords hidden."""
+    return stores.describe(app.dsn) if "://" in app.dsn else app.dsn
+
+
+# --- time -------------------------------------------------------------------------------------
+parse_duration = durations.parse_duration
+"""Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"2h"``; see :mod:`conveyor.durations`."""
 
 
 def parse_time(text: str, now: float) -> float:
@@ -93,7 +92,7 @@ def parse_time(text: str, now: float) -> float:
         ValueError: The text is neither, or an ISO time has no offset.
     """
     stripped = text.strip()
-    if _DURATION.match(stripped):
+    if durations.is_duration(stripped):
         return now - parse_duration(stripped)
     try:
         moment = datetime.fromisoformat(stripped)

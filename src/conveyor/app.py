@@ -134,8 +134,11 @@ class JobHandle:
 class App:
     """Tasks, a store and a codec: everything producers and workers share.
 
-    ``store`` is a DSN (``sqlite:///jobs.db``, ``memory://``) or a Store; by default
-    ``CONVEYOR_STORE``, else ``sqlite:///conveyor.db``. The store opens on first use.
+    ``store`` is a DSN (``sqlite:///jobs.db``, ``memory://``) or a Store. The store
+    opens on first use. Settings follow one rule (see :mod:`conveyor.config`):
+    ``CONVEYOR_*`` environment > code (``store``) > settings file > defaults, so
+    ``CONVEYOR_STORE`` redirects a deployed app. A Store object is used as given, and
+    ``settings=`` is taken as is (neither environment nor file is read).
     """
 
     def __init__(
@@ -149,14 +152,14 @@ class App:
         enqueue_middleware: Sequence[EnqueueMiddleware] = (),
     ) -> None:
         if settings is None:
-            flags = {"store": store} if isinstance(store, str) else {}
-            settings = build(AppSettings, flags=flags, env=os.environ, file=read_file_settings())
+            code = {"store": store} if isinstance(store, str) else {}
+            settings = build(AppSettings, env=os.environ, code=code, file=read_file_settings())
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._store: Store | None = (
             store if store is not None and not isinstance(store, str) else None
         )
-        self._dsn = store if isinstance(store, str) else settings.store
+        self._dsn = settings.store if self._store is None else ""
         self.codec = codec or Codec(
             keyring=Keyring.from_string(settings.encryption_keys)
             if settings.encryption_keys
@@ -544,10 +547,15 @@ class App:
         return result
 
     def worker(self, settings: WorkerSettings | None = None, **overrides: Any) -> Worker:
-        """A single-process worker for this app (the CLI's ``conveyor worker`` builds one)."""
+        """A single-process worker for this app (the CLI's ``conveyor worker`` builds one).
+
+        ``overrides`` rank as code: ``CONVEYOR_*`` variables beat them, the file does not.
+        """
         from conveyor.config import WorkerSettings
         from conveyor.worker.consumer import Worker
 
         if settings is None:
-            settings = WorkerSettings(**overrides)
+            settings = build(
+                WorkerSettings, env=os.environ, code=overrides, file=read_file_settings()
+            )
         return Worker(self, settings)

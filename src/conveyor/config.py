@@ -1,9 +1,18 @@
-"""Settings: frozen dataclasses, filled from flags > ``CONVEYOR_*`` env > file > code.
+"""Settings: frozen dataclasses, filled from flags > ``CONVEYOR_*`` env > code > file > defaults.
+
+One precedence rule everywhere (App(), the CLI with and without ``--app``, worker
+children, the scheduler): a flag beats the environment, the environment beats what the
+code passes (``App("sqlite:///jobs.db")``), the code beats the settings file, and the
+file beats the defaults. The environment sits above the code so that operators can
+point a deployed app at another store (``CONVEYOR_STORE``) without editing it, and
+every process of a deployment that shares the environment uses the same store.
 
 The file is ``conveyor.toml`` (top level) or the ``[tool.conveyor]`` table of
 ``pyproject.toml`` in the working directory. Each field ``foo_bar`` is read from
-the environment as ``CONVEYOR_FOO_BAR`` and from the file as ``foo_bar``. Values
-are validated once, up front, with a message that names the setting.
+the environment as ``CONVEYOR_FOO_BAR`` and from the file as ``foo_bar``; a file key
+that no settings class (nor the CLI, e.g. ``app``) knows is refused. Every ``float``
+setting is a duration in seconds and also accepts ``30s``/``5m``/``2h``. Values are
+validated once, up front, with a message that names the setting.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from conveyor.durations import FORMS as DURATION_FORMS
+from conveyor.durations import parse_duration
 from conveyor.errors import ConfigurationError
 
 DEFAULT_STORE = "sqlite:///conveyor.db"
@@ -147,8 +158,44 @@ def _positive(name: str, value: float) -> None:
         raise ConfigurationError(f"{name}: must be greater than 0, got {value!r}")
 
 
+CLI_FILE_KEYS: dict[str, str] = {"app": "your App, as --app takes it (module:attribute)"}
+"""File keys read by the CLI itself rather than by a settings class."""
+
+
+def settings_classes() -> tuple[type, ...]:
+    """Every settings class whose fields may appear in the settings file."""
+    return (AppSettings, WorkerSettings)
+
+
+def known_file_keys() -> list[str]:
+    """The keys a settings file may hold: every settings field, and the CLI's own keys."""
+    keys = set(CLI_FILE_KEYS)
+    for cls in settings_classes():
+        keys.update(f.name for f in dataclasses.fields(cls))
+    return sorted(keys)
+
+
+def check_file_keys(path: Path, data: Mapping[str, Any]) -> None:
+    """Refuse keys no setting reads, so a typo is not silently ignored.
+
+    Raises:
+        ConfigurationError: naming the unknown keys and listing the known ones.
+    """
+    known = set(known_file_keys())
+    unknown = sorted(key for key in data if key not in known)
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown setting{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; known settings: {', '.join(sorted(known))}"
+        )
+
+
 def read_file_settings(cwd: Path | None = None) -> dict[str, Any]:
-    """Settings from ``conveyor.toml`` or ``pyproject.toml`` ``[tool.conveyor]``."""
+    """Settings from ``conveyor.toml`` or ``pyproject.toml`` ``[tool.conveyor]``.
+
+    Raises:
+        ConfigurationError: The file cannot be read or holds an unknown key.
+    """
     base = cwd or Path.cwd()
     for path, table in (
         (base / "conveyor.toml", ()),
@@ -163,6 +210,9 @@ def read_file_settings(cwd: Path | None = None) -> dict[str, Any]:
         for key in table:
             data = data.get(key, {}) if isinstance(data, dict) else {}
         if data:
+            if not isinstance(data, dict):
+                raise ConfigurationError(f"{path}: [tool.conveyor] must be a table")
+            check_file_keys(path, data)
             return dict(data)
     return {}
 
@@ -173,25 +223,38 @@ def build(
     flags: Mapping[str, object] | None = None,
     env: Mapping[str, str] | None = None,
     file: Mapping[str, Any] | None = None,
+    code: Mapping[str, object] | None = None,
     defaults: Mapping[str, object] | None = None,
 ) -> T:
-    """Make ``cls`` from the layers, highest first: flags, env, file, code defaults.
+    """Make ``cls`` from the layers, highest first: flags, env, code, file, defaults.
 
-    A flag of ``None`` means "not given". Unknown file keys are ignored here (the
-    file is shared by several settings classes); bad values raise
+    ``code`` is what the program passes (``App("sqlite:///jobs.db")``); ``defaults``
+    only replace the dataclass defaults. A flag or code value of ``None`` means "not
+    given". Keys of other settings classes in ``file`` are skipped here (the file is
+    shared; :func:`read_file_settings` refuses unknown keys); bad values raise
     :class:`ConfigurationError` naming the setting and its source.
     """
     environ = os.environ if env is None else env
     hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(code or {}) - names)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(names))}"
+        )
     values: dict[str, object] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = f.name
         flag = (flags or {}).get(name)
         env_name = ENV_PREFIX + name.upper()
+        in_code = (code or {}).get(name)
         if flag is not None:
             values[name] = _coerce(name, hints[name], flag, "flag")
         elif env_name in environ:
             values[name] = _coerce(name, hints[name], environ[env_name], env_name)
+        elif in_code is not None:
+            values[name] = in_code
         elif file and name in file:
             values[name] = _coerce(name, hints[name], file[name], "settings file")
         elif defaults and name in defaults:
@@ -221,10 +284,12 @@ def _coerce(name: str, hint: object, value: object, source: str) -> object:
         if target is float:
             if isinstance(value, bool):
                 raise ValueError(value)
-            return float(str(value))
+            if isinstance(value, int | float):
+                return float(value)
+            return parse_duration(str(value))
         return str(value)
     except ValueError as exc:
-        kind = getattr(target, "__name__", str(target))
+        kind = DURATION_FORMS if target is float else getattr(target, "__name__", str(target))
         raise ConfigurationError(f"{name} (from {source}): expected {kind}, got {value!r}") from exc
 
 

@@ -6,7 +6,9 @@ Kept apart from :mod:`conveyor.admin` so that a worker child imports only this.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,9 @@ def load_app(spec: str) -> App:
                 f"--app {spec!r}: no module named {exc.name!r} (searched the current "
                 f"directory {cwd} and sys.path; check the name or set PYTHONPATH)"
             ) from exc
-        raise ConfigurationError(
-            f"--app {spec!r}: importing {module_name!r} failed: {exc}"
-        ) from exc
+        raise ConfigurationError(import_failure(spec, module_name, exc)) from exc
+    except Exception as exc:
+        raise ConfigurationError(import_failure(spec, module_name, exc)) from exc
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -58,6 +60,28 @@ def load_app(spec: str) -> App:
             "not a conveyor.App"
         )
     return target
+
+
+def import_failure(spec: str, module_name: str, exc: BaseException) -> str:
+    """One line naming what the import raised, then the user's own frames only.
+
+    The frames of the import machinery and of this module are dropped: they say nothing
+    about the user's code and would bury the line that raised.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_machinery(f)]
+    *where, what = traceback.format_exception_only(exc)
+    lines = [f"--app {spec!r}: importing {module_name!r} raised {what.strip()}"]
+    lines.extend(line.rstrip("\n") for line in where)  # a SyntaxError's file, line, caret
+    if frames:
+        lines.append("Traceback (your code, most recent call last):")
+        lines.extend(line.rstrip("\n") for line in traceback.format_list(frames))
+    return "\n".join(lines)
+
+
+def _is_machinery(frame: traceback.FrameSummary) -> bool:
+    """A frame of ``importlib`` (frozen or not) or of this module."""
+    name = frame.filename
+    return name.startswith("<frozen ") or name == __file__ or f"{os.sep}importlib{os.sep}" in name
 
 
 def _is_prefix(missing: str, module_name: str) -> bool:

@@ -126,12 +126,22 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop(MODULE, None)
     proj = Project(tmp_path, CliRunner())
+    existing = App(proj.dsn)  # the user's store exists: read commands refuse a missing one
+    existing.store.migrate()
+    existing.close()
     try:
         yield proj
     finally:
         module = sys.modules.pop(MODULE, None)
         if module is not None:
             module.app.close()
+
+
+def errors(result: Result) -> str:
+    """What a command printed on stderr besides its ``store: …`` header line."""
+    return "".join(
+        line for line in result.stderr.splitlines(keepends=True) if not line.startswith("store: ")
+    )
 
 
 def subprocess_env(path: Path) -> dict[str, str]:

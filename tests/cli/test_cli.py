@@ -18,7 +18,7 @@ from conveyor.errors import ConfigurationError
 from conveyor.job import Job
 from conveyor.stores.base import ClaimParams
 
-from .conftest import MODULE, Project, subprocess_env
+from .conftest import MODULE, Project, errors, subprocess_env
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00+00:00
 
@@ -81,8 +81,9 @@ def test_info_json_is_pure_json(project: Project) -> None:
     result = project.cli("info", "-o", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["store"]["driver"] == "sqlite"
-    assert data["store"]["schema_version"] >= 1
+    assert data["store"] == project.dsn
+    assert data["store_info"]["driver"] == "sqlite"
+    assert data["store_info"]["schema_version"] >= 1
     assert data["codec"]["serializer"] == "json"
     tasks = {t["name"]: t for t in data["tasks"]}
     assert tasks["t.add"]["queue"] == "high"
@@ -191,7 +192,7 @@ def test_enqueue_bad_json_is_a_usage_error(
 def test_enqueue_unknown_task(project: Project) -> None:
     result = project.cli("enqueue", "t.nope", "--args", "[]")
     assert result.exit_code == 2
-    assert result.stderr.strip() == (
+    assert errors(result).strip() == (
         "error: no task named 't.nope'; registered tasks: t.add, t.boom, t.greet, t.sleepy"
     )
     assert result.stdout == ""
@@ -208,7 +209,7 @@ def test_enqueue_unknown_task(project: Project) -> None:
 def test_enqueue_invalid_job_exits_2(project: Project, flags: list[str], message: str) -> None:
     result = project.cli("enqueue", "t.add", *flags)
     assert result.exit_code == 2
-    assert result.stderr.startswith(message)
+    assert errors(result).startswith(message)
 
 
 # --- jobs list / show -------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def _listed(project: Project, *flags: str) -> list[str]:
     result = project.cli("jobs", "list", *flags, "-o", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    return [item["id"] for item in data["items"]]
+    return [item["id"] for item in data["jobs"]]
 
 
 def test_jobs_list_filters(project: Project, mixed: dict[str, str]) -> None:
@@ -263,7 +264,7 @@ def test_jobs_list_json_has_decoded_fields(project: Project, mixed: dict[str, st
     result = project.cli("jobs", "list", "--task", "t.add", "-o", "json")
     data = json.loads(result.stdout)
     assert data["total"] == 1
-    (item,) = data["items"]
+    (item,) = data["jobs"]
     assert item["args"] == [1, 2]
     assert item["result"] == 3
     assert item["state"] == "completed"
@@ -286,6 +287,8 @@ def test_jobs_show_failed_job_has_errors_and_attempts(
     result = project.cli("jobs", "show", mixed["boom"], "-o", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    assert data["store"] == project.dsn
+    data = data["job"]
     assert data["state"] == "failed"
     assert data["failure_reason"] == "exhausted"
     (error,) = data["errors"]
@@ -304,7 +307,7 @@ def test_jobs_show_failed_job_has_errors_and_attempts(
 def test_jobs_show_unknown_id_exits_1(project: Project) -> None:
     result = project.cli("jobs", "show", "nope")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: no job with id 'nope'"
+    assert errors(result).strip() == "error: no job with id 'nope'"
 
 
 # --- jobs retry / cancel / purge --------------------------------------------------------------
@@ -411,7 +414,7 @@ def test_queues_table_and_json(project: Project, mixed: dict[str, str]) -> None:
         assert text in table.stdout
 
     result = project.cli("queues", "-o", "json")
-    rows = {row["queue"]: row for row in json.loads(result.stdout)}
+    rows = {row["queue"]: row for row in json.loads(result.stdout)["queues"]}
     assert rows["high"]["counts"]["completed"] == 1
     assert rows["high"]["oldest_pending_age"] is None
     assert rows["default"]["counts"] == {
@@ -454,11 +457,10 @@ def test_dlq_list(project: Project, dead: list[str]) -> None:
     result = project.cli("dlq", "list", "--task", "t.boom", "--limit", "2", "-o", "json")
     data = json.loads(result.stdout)
     assert data["total"] == 3
-    assert len(data["items"]) == 2
-    assert {item["failure_reason"] for item in data["items"]} == {"exhausted"}
+    assert len(data["jobs"]) == 2
+    assert {item["failure_reason"] for item in data["jobs"]} == {"exhausted"}
     assert (
-        json.loads(project.cli("dlq", "list", "--queue", "high", "-o", "json").stdout)["items"]
-        == []
+        json.loads(project.cli("dlq", "list", "--queue", "high", "-o", "json").stdout)["jobs"] == []
     )
 
 
@@ -507,7 +509,7 @@ def test_store_and_app_from_environment(project: Project, monkeypatch: pytest.Mo
     monkeypatch.delenv("CONVEYOR_APP")
     shown = project.cli("jobs", "show", job_id, "-o", "json", app=False)
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.stdout)["args"] == [2, 3]
+    assert json.loads(shown.stdout)["job"]["args"] == [2, 3]
     assert other.exists()
     monkeypatch.delenv("CONVEYOR_STORE")
     sys.modules.pop(MODULE).app.close()  # --store re-pointed the cached module's app
@@ -541,7 +543,7 @@ def test_worker_setting_from_environment_is_validated(
 def test_worker_settings_are_checked_together(project: Project) -> None:
     result = project.cli("worker", "--burst", "--lease-seconds", "10", "--heartbeat-interval", "5")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: heartbeat_interval (5.0s) must be at most a quarter")
+    assert errors(result).startswith("error: heartbeat_interval (5.0s) must be at most a quarter")
 
 
 def test_worker_burst_in_process(project: Project) -> None:

@@ -99,7 +99,9 @@ def test_nodes_json(project: Project, registered: float) -> None:
     result = project.cli("nodes", "-o", "json")
 
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    data = json.loads(result.stdout)
+    assert data["store"] == project.dsn
+    rows = data["nodes"]
     assert [row["id"] for row in rows] == ["node-b", "node-a"]  # oldest start first
     a = rows[1]
     assert a["host"] == "box-1.example"
@@ -121,7 +123,7 @@ def test_stale_after_option(project: Project, registered: float) -> None:
     result = project.cli("nodes", "--stale-after", "5m", "-o", "json")
 
     assert result.exit_code == 0, result.output
-    assert [row["stale"] for row in json.loads(result.stdout)] == [False, False]
+    assert [row["stale"] for row in json.loads(result.stdout)["nodes"]] == [False, False]
     bad = project.cli("nodes", "--stale-after", "soon")
     assert bad.exit_code == 2
     assert "is not a duration" in bad.stderr
@@ -146,7 +148,7 @@ def test_workers_json(project: Project, registered: float) -> None:
     result = project.cli("workers", "-o", "json")
 
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["workers"]
     assert [(r["node_id"], r["worker_id"]) for r in rows] == [
         ("node-a", "node-a/0"),
         ("node-a", "node-a/1"),
@@ -168,8 +170,8 @@ def test_workers_json(project: Project, registered: float) -> None:
 def test_empty_registry(project: Project) -> None:
     assert "no nodes registered" in project.cli("nodes").stdout
     assert "no workers registered" in project.cli("workers").stdout
-    assert json.loads(project.cli("nodes", "-o", "json").stdout) == []
-    assert json.loads(project.cli("workers", "-o", "json").stdout) == []
+    assert json.loads(project.cli("nodes", "-o", "json").stdout)["nodes"] == []
+    assert json.loads(project.cli("workers", "-o", "json").stdout)["workers"] == []
 
 
 def test_both_commands_are_listed_in_help(project: Project) -> None:

@@ -12,7 +12,7 @@ from .conftest import Project
 def _stored(project: Project) -> dict[str, dict[str, object]]:
     result = project.cli("schedule", "list", "-o", "json")
     assert result.exit_code == 0, result.output
-    return {s["name"]: s for s in orjson.loads(result.stdout)}
+    return {s["name"]: s for s in orjson.loads(result.stdout)["schedules"]}
 
 
 def test_add_list_pause_resume_remove(project: Project) -> None:
@@ -46,6 +46,8 @@ def test_add_list_pause_resume_remove(project: Project) -> None:
     resumed = project.cli("schedule", "resume", "greet-paris", "-o", "json")
     assert resumed.exit_code == 0
     data = orjson.loads(resumed.stdout)
+    assert data["store"] == project.dsn
+    data = data["schedule"]
     assert data["paused"] is False and data["resumed_at"] is not None
 
     assert project.cli("schedule", "remove", "greet-paris").exit_code == 0

@@ -46,3 +46,61 @@ def test_file_settings_from_conveyor_toml_or_pyproject(tmp_path: Path) -> None:
     (tmp_path / "conveyor.toml").write_text("store = [unclosed\n")
     with pytest.raises(ConfigurationError, match="cannot read settings"):
         read_file_settings(tmp_path)
+
+
+# --- issue 9: one precedence rule, known keys, durations --------------------------------------
+def test_environment_beats_code_beats_file() -> None:
+    file = {"store": "sqlite:///file.db", "log_level": "DEBUG"}
+    code = {"store": "sqlite:///code.db"}
+    assert build(AppSettings, env={}, code=code, file=file).store == "sqlite:///code.db"
+    assert build(AppSettings, env={}, file=file).store == "sqlite:///file.db"
+    env = {"CONVEYOR_STORE": "sqlite:///env.db"}
+    assert build(AppSettings, env=env, code=code, file=file).store == "sqlite:///env.db"
+    flags = {"store": "sqlite:///flag.db"}
+    assert build(AppSettings, flags=flags, env=env, code=code).store == "sqlite:///flag.db"
+    assert build(AppSettings, env={}, code=code, file=file).log_level == "DEBUG"
+
+
+def test_unknown_code_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown WorkerSettings setting\(s\) prefech"):
+        build(WorkerSettings, env={}, code={"prefech": 2})
+
+
+def test_file_keys_are_the_union_of_the_settings_classes(tmp_path: Path) -> None:
+    from conveyor.config import known_file_keys
+
+    keys = set(known_file_keys())
+    assert {"app", "store", "encryption_keys", "queues", "lease_seconds", "grace"} <= keys
+    (tmp_path / "conveyor.toml").write_text('app = "m:app"\nqueues = "a,b"\nstore = "memory://"\n')
+    assert read_file_settings(tmp_path)["app"] == "m:app"
+
+
+@pytest.mark.parametrize("table", ["conveyor.toml", "pyproject.toml"])
+def test_unknown_file_key_is_refused_with_the_list(tmp_path: Path, table: str) -> None:
+    text = 'lease_secs = 10\nqueues = "a"\n'
+    if table == "pyproject.toml":
+        text = "[tool.conveyor]\n" + text
+    (tmp_path / table).write_text(text)
+    with pytest.raises(ConfigurationError) as caught:
+        read_file_settings(tmp_path)
+    message = str(caught.value)
+    assert "unknown setting 'lease_secs'" in message
+    assert "known settings: app, " in message
+    assert "lease_seconds" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("45", 45.0), (60, 60.0)]
+)
+def test_duration_settings_take_units_from_env_and_file(value: object, seconds: float) -> None:
+    from_env = build(WorkerSettings, env={"CONVEYOR_GRACE": str(value)})
+    from_file = build(WorkerSettings, env={}, file={"grace": value})
+    assert from_env.grace == from_file.grace == seconds
+
+
+def test_bad_duration_names_the_setting_and_the_forms() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        build(WorkerSettings, env={"CONVEYOR_LEASE_SECONDS": "half a minute"})
+    message = str(caught.value)
+    assert "lease_seconds (from CONVEYOR_LEASE_SECONDS)" in message
+    assert "90s" in message and "2h" in message

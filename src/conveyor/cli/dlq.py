@@ -75,8 +75,8 @@ def list_dlq(
     page = app.store.search(admin.dlq_query(queue=queue, task=task, limit=limit, offset=offset))
     items = [admin.job_to_dict(app, job, decode=output == "json") for job in page.items]
     if output == "json":
-        render.emit_json(
-            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+        state.emit_json(
+            {"total": page.total, "limit": page.limit, "offset": page.offset, "jobs": items}
         )
         return
     render.dlq_table(items, total=page.total)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from conveyor import admin
 from conveyor.cli import render
+from conveyor.cli.options import DURATION
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
@@ -45,30 +45,29 @@ def _priority(value: str | None) -> int | str | None:
         return text
 
 
-def _delay(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return admin.parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--delay") from None
-
-
 @click.command()
 @click.argument("task")
 @click.option("--args", "args_json", metavar="JSON", help="Positional arguments: a JSON array.")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments: a JSON object.")
 @click.option("--queue", help="Queue (default: the task's).")
 @click.option("--priority", help="Integer (higher runs first) or critical/high/normal/low.")
-@click.option("--delay", metavar="SECONDS", help="Run after this long: 30, 90s, 15m, 2h.")
+@click.option("--delay", type=DURATION, help="Run after this long: 30, 90s, 15m, 2h.")
 @click.option("--max-attempts", type=int, help="Attempts before the DLQ (default: the task's).")
-@click.option("--timeout", type=float, help="Soft timeout in seconds (default: the task's).")
+@click.option(
+    "--timeout", type=DURATION, help="Soft timeout: 30, 90s, 15m, 2h (default: the task's)."
+)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option(
     "--depends-on", "depends_on", multiple=True, metavar="ID", help="Job id (repeatable)."
 )
 @click.option("--idempotency-key", help="Same key + same arguments returns the first job.")
+@click.option(
+    "--idempotency-for", type=DURATION, help="How long --idempotency-key is remembered: 1d."
+)
 @click.option("--unique-key", help="At most one active job holds this key.")
+@click.option(
+    "--unique-for", type=DURATION, help="Hold --unique-key this long past the job: 1h, 1d."
+)
 @render.output_option
 @click.pass_obj
 def enqueue(
@@ -78,13 +77,15 @@ def enqueue(
     kwargs_json: str | None,
     queue: str | None,
     priority: str | None,
-    delay: str | None,
+    delay: float | None,
     max_attempts: int | None,
     timeout: float | None,
     tags: tuple[str, ...],
     depends_on: tuple[str, ...],
     idempotency_key: str | None,
+    idempotency_for: float | None,
     unique_key: str | None,
+    unique_for: float | None,
     output: str,
 ) -> None:
     """Enqueue a job of TASK (its registered name) and print its id."""
@@ -93,11 +94,13 @@ def enqueue(
     options: dict[str, Any] = {
         "queue": queue,
         "priority": _priority(priority),
-        "delay": _delay(delay),
+        "delay": delay,
         "max_attempts": max_attempts,
         "timeout": timeout,
         "idempotency_key": idempotency_key,
+        "idempotency_for": idempotency_for,
         "unique_key": unique_key,
+        "unique_for": unique_for,
     }
     options = {key: value for key, value in options.items() if value is not None}
     if tags:
@@ -108,6 +111,6 @@ def enqueue(
     handle = app.enqueue(task, args, kwargs, **options)
     if output == "json":
         job = handle.get()
-        render.emit_json({"id": handle.id, "duplicate": handle.duplicate, "state": job.state.value})
+        state.emit_json({"id": handle.id, "duplicate": handle.duplicate, "state": job.state.value})
         return
     click.echo(f"{handle.id} (duplicate)" if handle.duplicate else handle.id)

@@ -23,7 +23,8 @@ def info(state: CliState, output: str) -> None:
     """
     data = admin.app_overview(state.app(), with_tasks=state.has_app)
     if output == "json":
-        render.emit_json(data)
+        details = data.pop("store")
+        state.emit_json({**data, "store_info": details})
         return
     render.info_panel(data)
 
@@ -32,5 +33,5 @@ def info(state: CliState, output: str) -> None:
 @click.pass_obj
 def migrate(state: CliState) -> None:
     """Create or upgrade the store's schema (safe to run again)."""
-    version = state.app().store.migrate()
+    version = state.app(create=True).store.migrate()
     click.echo(f"schema version {version}")

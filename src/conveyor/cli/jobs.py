@@ -150,8 +150,8 @@ def list_jobs(state: CliState, /, limit: int, offset: int, output: str, **filter
     page = app.store.search(query_from(filters, limit=limit, offset=offset))
     items = [admin.job_to_dict(app, job, decode=output == "json") for job in page.items]
     if output == "json":
-        render.emit_json(
-            {"total": page.total, "limit": page.limit, "offset": page.offset, "items": items}
+        state.emit_json(
+            {"total": page.total, "limit": page.limit, "offset": page.offset, "jobs": items}
         )
         return
     render.jobs_table(items, total=page.total, offset=page.offset)
@@ -167,7 +167,7 @@ def show_job(state: CliState, job_id: str, output: str) -> None:
     info = app.get_job(job_id)
     data = admin.job_to_dict(app, info.job)
     if output == "json":
-        render.emit_json(data)
+        state.emit_json({"job": data})
         return
     render.job_detail(data)
 

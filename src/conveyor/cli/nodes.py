@@ -9,6 +9,7 @@ import click
 
 from conveyor import admin
 from conveyor.cli import render
+from conveyor.cli.options import DURATION
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -21,28 +22,11 @@ NODE_STATE_STYLES = {"running": "green", "paused": "yellow", "stopping": "magent
 WORKER_STATE_STYLES = {"starting": "cyan", "idle": "bright_black", "busy": "yellow"}
 
 
-class DurationType(click.ParamType[float]):
-    """Seconds, or a number with a unit: 90, 90s, 15m, 2h."""
-
-    name = "DURATION"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        """Seconds, or a usage error that explains the accepted forms."""
-        if isinstance(value, int | float):
-            return float(value)
-        try:
-            return admin.parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 def stale_option(fn: F) -> F:
     """The ``--stale-after`` option: heartbeat age past which a row is marked stale."""
     option = click.option(
         "--stale-after",
-        type=DurationType(),
+        type=DURATION,
         default=admin.STALE_AFTER,
         show_default="30s",
         help="Mark nodes and workers stale when their last heartbeat is older than this.",
@@ -59,7 +43,7 @@ def nodes(state: CliState, stale_after: float, output: str) -> None:
     store = state.app().store
     rows = admin.node_rows(store, store.now(), stale_after)
     if output == "json":
-        render.emit_json([row.to_dict() for row in rows])
+        state.emit_json({"nodes": [row.to_dict() for row in rows]})
         return
     nodes_table(rows)
 
@@ -73,7 +57,7 @@ def workers(state: CliState, stale_after: float, output: str) -> None:
     store = state.app().store
     rows = admin.worker_rows(store, store.now(), stale_after)
     if output == "json":
-        render.emit_json([row.to_dict() for row in rows])
+        state.emit_json({"workers": [row.to_dict() for row in rows]})
         return
     workers_table(rows)
 

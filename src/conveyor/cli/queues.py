@@ -21,6 +21,6 @@ def queues(state: CliState, output: str) -> None:
     store = state.app().store
     rows = admin.queue_overview(store, store.now())
     if output == "json":
-        render.emit_json([row.to_dict() for row in rows])
+        state.emit_json({"queues": [row.to_dict() for row in rows]})
         return
     render.queues_table(rows)

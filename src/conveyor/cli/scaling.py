@@ -44,7 +44,7 @@ def scaling(state: CliState, queues: str | None, jobs_per_worker: int, output: s
     store = state.app().store
     signal = admin.scaling_signal(store, names, store.now(), jobs_per_worker=jobs_per_worker)
     if output == "json":
-        render.emit_json(dataclasses.asdict(signal))
+        state.emit_json(dataclasses.asdict(signal))
         return
     click.echo(
         f"queues {','.join(signal.queues) or '-'}: pending {signal.pending}, "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conveyor.cli import render
+from conveyor.cli.options import DURATION
 from conveyor.scheduler.defaults import DEFAULT_LEADER_TTL, DEFAULT_LOOKBACK, DEFAULT_MAX_CATCH_UP
 
 if TYPE_CHECKING:
@@ -67,7 +68,11 @@ def _parse_after(value: str | None) -> datetime:
     help="List fire times strictly after this instant (with a UTC offset). Default: now.",
 )
 @click.option(
-    "-n", "count", type=click.IntRange(1, MAX_COUNT), default=5, help="How many fire times."
+    "-n",
+    "--count",
+    type=click.IntRange(1, MAX_COUNT),
+    default=5,
+    help="How many fire times.",
 )
 @render.output_option
 def preview(expression: str, zone: str | None, after: str | None, count: int, output: str) -> None:
@@ -178,7 +183,7 @@ def add_schedule(
     With --app the task and its arguments are checked; without, only the expression."""
     from conveyor.scheduler.manage import store_schedule
 
-    app = state.app()
+    app = state.app(create=True)
     stored = store_schedule(
         app,
         task_name,
@@ -194,7 +199,7 @@ def add_schedule(
     if not state.has_app:
         log.warning("task %r not checked: pass --app to check it and its arguments", task_name)
     if output == "json":
-        render.emit_json(stored.to_dict())
+        state.emit_json({"schedule": stored.to_dict()})
         return
     render.console().print(f"schedule [bold]{stored.name}[/] stored: {stored.expression}")
 
@@ -214,7 +219,7 @@ def list_schedules(state: CliState, output: str) -> None:
     found += [stored_form(e) for name, e in app.schedules.items() if name not in known]
     found.sort(key=lambda s: s.name)
     if output == "json":
-        render.emit_json([s.to_dict() for s in found])
+        state.emit_json({"schedules": [s.to_dict() for s in found]})
         return
     _schedules_table(found, app.store.now())
 
@@ -224,7 +229,15 @@ def _schedules_table(found: list[StoredSchedule], now: float) -> None:
     from rich.table import Table
 
     table = Table(header_style="bold")
-    for column in ("name", "schedule", "task", "source", "state", "last run", "next run"):
+    for column in (
+        "name",
+        "schedule",
+        "task",
+        "source",
+        "state",
+        "last run (UTC)",
+        "next run (UTC)",
+    ):
         table.add_column(column, no_wrap=column not in ("schedule", "task"))
     for s in found:
         zone = f" ({s.tz})" if s.tz and s.tz != "UTC" else ""
@@ -249,7 +262,7 @@ def _set_paused(state: CliState, name: str, paused: bool, output: str) -> None:
 
     stored = ScheduleRegistry(state.app().store).set_paused(name, paused)
     if output == "json":
-        render.emit_json(stored.to_dict())
+        state.emit_json({"schedule": stored.to_dict()})
         return
     render.console().print(f"schedule [bold]{stored.name}[/] {'paused' if paused else 'resumed'}")
 
@@ -304,9 +317,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @click.command()
 @click.option(
     "--lookback",
-    type=click.FloatRange(min=1.0),
+    type=DURATION,
     default=DEFAULT_LOOKBACK,
-    help="Seconds back in which missed fire times are still caught up.",
+    help="How far back missed fire times are still caught up (seconds, or 30m, 1d).",
 )
 @click.option(
     "--max-catch-up",
@@ -316,9 +329,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 )
 @click.option(
     "--leader-ttl",
-    type=click.FloatRange(min=2.0),
+    type=DURATION,
     default=DEFAULT_LEADER_TTL,
-    help="Seconds before a standby scheduler takes over from a leader that stopped renewing.",
+    help="How long before a standby scheduler takes over from a leader that stopped "
+    "renewing (seconds, or 30s; at least 2 s).",
 )
 @click.option("--exit-with-parent", is_flag=True, hidden=True)
 @click.pass_obj

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from conveyor.cli.options import DURATION
 from conveyor.config import WorkerSettings, build, read_file_settings
 
 if TYPE_CHECKING:
@@ -49,35 +50,35 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
 )
 @click.option(
     "--lease-seconds",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_LEASE_SECONDS",
     show_envvar=True,
     help="How long a claim holds a job without a heartbeat. Default: 30.",
 )
 @click.option(
     "--heartbeat-interval",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_HEARTBEAT_INTERVAL",
     show_envvar=True,
     help="Seconds between lease renewals (at most lease/4). Default: 5.",
 )
 @click.option(
     "--rescue-interval",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_RESCUE_INTERVAL",
     show_envvar=True,
     help="Seconds between sweeps for expired leases. Default: 5.",
 )
 @click.option(
     "--poll-interval",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_POLL_INTERVAL",
     show_envvar=True,
     help="Longest idle sleep without a wake-up. Default: 1.",
 )
 @click.option(
     "--grace",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_GRACE",
     show_envvar=True,
     help="On SIGTERM/SIGINT the running job gets this many seconds to finish; then it "
@@ -115,21 +116,21 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
 )
 @click.option(
     "--max-child-lifetime",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_MAX_CHILD_LIFETIME",
     show_envvar=True,
     help="Replace a worker process after this many seconds (0: never).",
 )
 @click.option(
     "--hard-timeout-grace",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_HARD_TIMEOUT_GRACE",
     show_envvar=True,
     help="Seconds past a job's timeout before its process is killed. Default: 5.",
 )
 @click.option(
     "--liveness-timeout",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_LIVENESS_TIMEOUT",
     show_envvar=True,
     help="Kill a worker process silent for this long. Default: 3 heartbeats, at least 5 s.",
@@ -143,7 +144,7 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
 @click.option(
     "--solo",
     is_flag=True,
-    envvar="CONVEYOR_SOLO",
+    envvar="CONVEYOR_WORKER_SOLO",
     show_envvar=True,
     help="Run one worker in this process, without a supervisor (debugging, containers "
     "that run one process each).",
@@ -151,7 +152,7 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
 @click.option(
     "--with-scheduler",
     is_flag=True,
-    envvar="CONVEYOR_WITH_SCHEDULER",
+    envvar="CONVEYOR_WORKER_WITH_SCHEDULER",
     show_envvar=True,
     help="Also run the scheduler (as `conveyor scheduler` does): a thread with --solo, "
     "else a child process. Safe on any number of workers: one leads.",

@@ -9,8 +9,10 @@ only code can remove them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -82,11 +84,22 @@ class StoredSchedule:
         return max(self.created_at, self.resumed_at or 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """For ``-o json``."""
-        return asdict(self)
+        """For ``-o json``: times as ISO-8601 UTC strings, like the job commands."""
+        data = asdict(self)
+        for key in _TIME_FIELDS:
+            data[key] = _iso(data[key])
+        return data
 
 
 _FIELDS = frozenset(StoredSchedule.__dataclass_fields__)
+_TIME_FIELDS = ("created_at", "resumed_at", "last_fire_at", "next_fire_at")
+
+
+def _iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC (None, and 0 meaning "never", stay None)."""
+    if not ts or not math.isfinite(ts):
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _check_name(name: str) -> str:

@@ -40,10 +40,53 @@ def parse_dsn(dsn: str) -> Settings:
     schema = schemas[0] if schemas else DEFAULT_SCHEMA
     check_identifier(schema)
     rest = [(key, value) for key, value in query if key != "schema"]
+    check_parameters(dsn, [key for key, _ in rest])
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
     location = redact(conninfo)
     location += ("&" if rest else "?") + f"schema={schema}"
     return Settings(conninfo, schema, location)
+
+
+def libpq_parameters() -> list[str]:
+    """The connection parameters the installed libpq knows (``sslmode``, ``connect_timeout``…)."""
+    return sorted(d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults())
+
+
+def check_parameters(dsn: str, names: list[str]) -> None:
+    """Refuse a parameter libpq does not know, naming the allowed ones (a typo such as
+    ``sslmod=require`` must not be dropped, nor surface later as a connection error).
+
+    Raises:
+        ConfigurationError: A parameter is unknown.
+    """
+    known = set(libpq_parameters())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"unknown PostgreSQL DSN parameter {unknown[0]!r} in {redact(dsn)!r}; allowed: "
+            f"schema, {', '.join(sorted(known))}"
+        )
+
+
+def store_exists(dsn: str) -> bool:
+    """Whether the DSN's schema holds a Conveyor store (its migrations ledger), read
+    without creating anything; for commands that must not create a store.
+
+    Raises:
+        StoreUnavailable: The server cannot be reached.
+    """
+    settings = parse_dsn(dsn)
+    try:
+        with psycopg.connect(settings.conninfo, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT to_regclass(format('%%I.schema_migrations', %s::text))",
+                (settings.schema,),
+            ).fetchone()
+    except psycopg.Error as exc:
+        if is_connection_error(exc):
+            raise unavailable(exc, settings.location) from exc
+        raise
+    return row is not None and row[0] is not None
 
 
 def check_identifier(name: str) -> str:

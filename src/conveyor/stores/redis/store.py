@@ -14,8 +14,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -41,6 +41,7 @@ from conveyor.job import (
     StateCounts,
     check_no_cycle,
 )
+from conveyor.stores import redact
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -86,12 +87,61 @@ def parse_dsn(dsn: str) -> tuple[str, str]:
     if parts.scheme.lower() not in ("redis", "rediss"):
         raise ConfigurationError(f"not a Redis DSN: {parts.scheme}://…")
     query = parse_qsl(parts.query, keep_blank_values=True)
+    allowed = dsn_parameters()
+    for key, _ in query:
+        if key not in allowed:
+            raise ConfigurationError(
+                f"unknown Redis DSN parameter {key!r} in {redact(dsn)!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
     prefixes = [value for key, value in query if key == "prefix"]
     prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
     if not prefix:
         raise ConfigurationError("the Redis DSN's prefix parameter must not be empty")
     rest = urlencode([(key, value) for key, value in query if key != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+    url = urlunsplit(parts._replace(query=rest))
+    # redis-py leaves parse_url unannotated; the cast states what it takes and returns.
+    parse_url = cast("Callable[[str], dict[str, Any]]", redis.connection.parse_url)
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"Redis DSN {redact(dsn)!r}: {exc}") from None
+    return url, prefix
+
+
+_CONNECTION_PARAMETERS = (
+    "username",
+    "password",
+    "client_name",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_certfile",
+    "ssl_keyfile",
+)
+"""Connection keywords redis-py accepts from a URL besides those it parses itself."""
+
+
+def dsn_parameters() -> list[str]:
+    """Query parameters a Redis DSN may hold: Conveyor's ``prefix`` and redis-py's own."""
+    parsed = redis.connection.URL_QUERY_ARGUMENT_PARSERS
+    return ["prefix", *sorted({*parsed, *_CONNECTION_PARAMETERS})]
+
+
+def store_exists(dsn: str) -> bool:
+    """Whether a Conveyor store lives under the DSN's prefix (its ``{prefix}:schema`` key),
+    read without writing; for commands that must not create a store.
+
+    Raises:
+        StoreUnavailable: Redis cannot be reached.
+    """
+    url, prefix = parse_dsn(dsn)
+    client = redis.Redis.from_url(url)
+    try:
+        with _guard():
+            return bool(client.exists(f"{prefix}:schema"))
+    finally:
+        client.close()
 
 
 def safe_location(url: str, prefix: str) -> str:
