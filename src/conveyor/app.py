@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,7 +17,7 @@ from conveyor.codec import Codec, Keyring
 from conveyor.codec.size import call_data_size
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.coordination.limits import Limit, check_limits
-from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask
+from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask, WaitTimeout
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
@@ -121,12 +122,23 @@ class JobHandle:
         """The job's state right now."""
         return self.get().state
 
-    def wait(self, timeout: float = 30.0, interval: float = 0.01) -> JobInfo:
-        """Poll until the job is terminal or ``timeout`` passes (then return it as is)."""
-        deadline = time.monotonic() + timeout
+    def wait(self, timeout: float | None = 30.0, interval: float = 0.01) -> JobInfo:
+        """Poll until the job is terminal (completed, failed or cancelled) and return it;
+        ``timeout=None`` waits as long as it takes.
+
+        Raises:
+            WaitTimeout: (a ``TimeoutError``) the job is not terminal after ``timeout``
+                seconds; it names the job, its state and the timeout. The job is
+                unaffected.
+        """
+        validation.seconds(timeout, "timeout", positive=False)
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
         info = self.get()
-        while not info.job.is_terminal and time.monotonic() < deadline:
-            time.sleep(interval)
+        while not info.job.is_terminal:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(self.id, info.state.value, timeout or 0.0)
+            time.sleep(min(interval, left))
             interval = min(interval * 1.5, 0.25)
             info = self.get()
         return info
