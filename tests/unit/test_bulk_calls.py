@@ -60,3 +60,16 @@ def test_a_string_or_dict_instead_of_a_list_of_calls_is_refused() -> None:
         one.enqueue_many("abc")
     with pytest.raises(InvalidOption, match="list of signatures"):
         app.enqueue_many(one.s("a"))  # type: ignore[arg-type]
+
+
+def test_calls_may_come_from_a_generator() -> None:
+    app = App(MemoryStore(), settings=AppSettings())
+
+    @app.task
+    def square(n: int) -> int:
+        return n * n
+
+    handles = square.enqueue_many((n,) for n in range(5))
+    assert [h.get().payload().args for h in handles] == [[n] for n in range(5)]
+    signatures = app.enqueue_many(square.s(n) for n in range(3))
+    assert len(signatures) == 3
