@@ -627,6 +627,7 @@ def test_describe_and_encrypted() -> None:
         "serializer": "json",
         "compression": "zstd>1024B",
         "encryption": "off",
+        "limits": "max_payload_bytes=1048576 (data), max_decoded_bytes=4194304 (whole payload)",
     }
     assert not PLAIN.encrypted
     codec = Codec(keyring=Keyring.from_string(f"k2:{B64_B},k1:{B64_A}"), compress_above=10)
@@ -635,6 +636,7 @@ def test_describe_and_encrypted() -> None:
         "serializer": "json",
         "compression": "zstd>10B",
         "encryption": "aes-256-gcm (active key k2; keys k2,k1)",
+        "limits": "max_payload_bytes=1048576 (data), max_decoded_bytes=4194304 (whole payload)",
     }
     assert B64_A not in repr(codec)
 

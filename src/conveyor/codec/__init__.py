@@ -124,6 +124,10 @@ class Codec:
             "serializer": "json",
             "compression": f"{self._method}>{self._compress_above}B",
             "encryption": encryption,
+            "limits": (
+                f"max_payload_bytes={self._limit} (data), "
+                f"max_decoded_bytes={self._decoded_limit} (whole payload)"
+            ),
         }
 
     def dumps(self, value: object, *, what: str = "args") -> bytes:
