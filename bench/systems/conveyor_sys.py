@@ -16,9 +16,6 @@ from bench.conveyor_app import make_app
 from bench.systems.base import Args, Context, InProcessSystem, ProcessSystem, System, Unavailable
 
 APP_SPEC = "bench.conveyor_app:app"
-PAYLOAD_LIMIT = 2 << 20
-"""The payload run's CONVEYOR_MAX_PAYLOAD_BYTES: the default 1 MiB limit counts the JSON
-framing of the arguments, so an argument of exactly 1 MiB needs a little more."""
 
 
 @cache
@@ -52,11 +49,9 @@ def encryption_spec() -> str:
 
 
 def payload_env() -> dict[str, str]:
-    """Worker environment for the payload run: encryption on, room for a 1 MiB argument."""
-    return {
-        "CONVEYOR_ENCRYPTION_KEYS": encryption_spec(),
-        "CONVEYOR_MAX_PAYLOAD_BYTES": str(PAYLOAD_LIMIT),
-    }
+    """Worker environment for the payload run: encryption on (the default 1 MiB limit
+    takes the 1 MiB argument as it is)."""
+    return {"CONVEYOR_ENCRYPTION_KEYS": encryption_spec()}
 
 
 class _Producer:
@@ -72,11 +67,7 @@ class _Producer:
         self.plain = make_app(dsn)
         self.sealed = make_app(
             dsn,
-            settings=AppSettings(
-                store=dsn,
-                encryption_keys=encryption_spec(),
-                max_payload_bytes=PAYLOAD_LIMIT,
-            ),
+            settings=AppSettings(store=dsn, encryption_keys=encryption_spec()),
         )
 
     def _close_apps(self) -> None:
@@ -95,16 +86,15 @@ class _Producer:
             enqueue(*one)
 
     def enqueue_bulk(self, task: str, args: Sequence[Args]) -> None:
-        app, bound = self._task(task)
-        build, options = app.build_job, bound.job_options
-        app.submit([build(bound, one, {}, options) for one in args])
+        _, bound = self._task(task)
+        bound.enqueue_many(args)
 
 
 class ConveyorStore(_Producer, ProcessSystem):
     """Conveyor on a store shared between processes (SQLite today)."""
 
     dist = "conveyor"
-    bulk_api = "app.submit([app.build_job(...)])"
+    bulk_api = "task.enqueue_many([...])"
 
     def __init__(self, store: str, dsn: str | None = None) -> None:
         self.store = store
@@ -190,7 +180,7 @@ class ConveyorMemory(_Producer, InProcessSystem):
     key = "conveyor-memory"
     title = "Conveyor memory"
     dist = "conveyor"
-    bulk_api = "app.submit([app.build_job(...)])"
+    bulk_api = "task.enqueue_many([...])"
 
     def open(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -36,6 +36,7 @@ from conveyor.errors import (
     UnknownDependency,
     UnknownKey,
     UnknownTask,
+    WaitTimeout,
 )
 from conveyor.job import FailureReason, Job, JobError, JobState
 from conveyor.retry import Custom, Exponential, Fixed, Linear
@@ -84,6 +85,7 @@ __all__ = [
     "UnknownDependency",
     "UnknownKey",
     "UnknownTask",
+    "WaitTimeout",
     "WorkerSettings",
     "__version__",
     "current_job",

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from conveyor import validation
 from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
+from conveyor.codec.size import call_data_size
 from conveyor.config import AppSettings, build, read_file_settings
 from conveyor.coordination.limits import Limit, check_limits
-from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask
+from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask, WaitTimeout
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
@@ -120,12 +122,23 @@ class JobHandle:
         """The job's state right now."""
         return self.get().state
 
-    def wait(self, timeout: float = 30.0, interval: float = 0.01) -> JobInfo:
-        """Poll until the job is terminal or ``timeout`` passes (then return it as is)."""
-        deadline = time.monotonic() + timeout
+    def wait(self, timeout: float | None = 30.0, interval: float = 0.01) -> JobInfo:
+        """Poll until the job is terminal (completed, failed or cancelled) and return it;
+        ``timeout=None`` waits as long as it takes.
+
+        Raises:
+            WaitTimeout: (a ``TimeoutError``) the job is not terminal after ``timeout``
+                seconds; it names the job, its state and the timeout. The job is
+                unaffected.
+        """
+        validation.seconds(timeout, "timeout", positive=False)
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
         info = self.get()
-        while not info.job.is_terminal and time.monotonic() < deadline:
-            time.sleep(interval)
+        while not info.job.is_terminal:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(self.id, info.state.value, timeout or 0.0)
+            time.sleep(min(interval, left))
             interval = min(interval * 1.5, 0.25)
             info = self.get()
         return info
@@ -166,6 +179,7 @@ class App:
             else None,
             compress_above=settings.compress_above,
             max_payload_bytes=settings.max_payload_bytes,
+            max_decoded_bytes=settings.max_decoded_bytes or None,
         )
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, PeriodicEntry] = {}
@@ -394,6 +408,15 @@ class App:
         result = self.submit([new], connection=options.connection)[0]
         return JobHandle(self, result.id, result.duplicate)
 
+    def enqueue_many(self, signatures: Iterable[Signature]) -> list[JobHandle]:
+        """Store many calls, ``app.enqueue_many([add.s(1, 2), mul.s(3, 4)])``, each with
+        its own options, in one atomic write; handles come back in order. One bad
+        signature refuses the whole batch and nothing is stored (see :mod:`conveyor.bulk`).
+        """
+        from conveyor.bulk import enqueue_signatures
+
+        return enqueue_signatures(self, signatures)
+
     def enqueue_chain(self, signatures: Sequence[Signature]) -> list[JobHandle]:
         """Store a chain atomically: each job depends on, and receives the result of,
         the one before it."""
@@ -465,9 +488,13 @@ class App:
         piped_from: str | None,
         conditions: Sequence[Condition] = (),
     ) -> bytes:
-        """Serialize arguments to JSON bytes; errors name the path (``args[1].items[3]``)."""
+        """Serialize arguments to JSON bytes; errors name the path (``args[1].items[3]``).
+
+        The user's data is checked against ``max_payload_bytes`` here, without the
+        envelope (see :mod:`conveyor.codec.size`); the whole frame is capped on seal."""
         encoded_args = self.codec.dumps(list(args), what="args")
         encoded_kwargs = self.codec.dumps(kwargs, what="kwargs")
+        self.codec.check_size(call_data_size(args, encoded_args, kwargs, encoded_kwargs))
         piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
         if conditions:
             from conveyor.conditions import check_conditions  # only jobs with conditions

@@ -46,12 +46,24 @@ class AppSettings:
     encryption_keys: str = ""
     """``id:base64key,…``; the first key encrypts, all of them decrypt."""
     max_payload_bytes: int = 1 << 20
+    """Most bytes of data in a job's arguments (or a result), 1 MiB by default: each
+    argument's JSON, a string argument without its quotes; not the keyword names or
+    the envelope Conveyor adds. Checked at enqueue (``PayloadTooLarge``)."""
+    max_decoded_bytes: int = 0
+    """Most bytes of a whole serialized payload, envelope included: enqueue refuses
+    more, and a worker refuses a stored frame that inflates past it (a zip bomb) as
+    ``CorruptPayload``. 0: four times ``max_payload_bytes``."""
     compress_above: int = 1024
     log_level: str = "INFO"
     log_format: str = "text"
 
     def __post_init__(self) -> None:
         _positive("max_payload_bytes", self.max_payload_bytes)
+        if self.max_decoded_bytes and self.max_decoded_bytes < self.max_payload_bytes:
+            raise ConfigurationError(
+                f"max_decoded_bytes ({self.max_decoded_bytes}) must be 0 (automatic) or at "
+                f"least max_payload_bytes ({self.max_payload_bytes})"
+            )
         if self.compress_above < 0:
             raise ConfigurationError("compress_above: must not be negative")
         if self.log_format not in ("text", "json"):

@@ -6,7 +6,7 @@
     ├── ConfigurationError          bad settings, missing extra, unknown DSN scheme
     ├── InvalidJob                  refused at enqueue; nothing was written
     │   ├── SerializationError      argument that JSON cannot carry (names the path)
-    │   ├── PayloadTooLarge         encoded arguments above the size limit
+    │   ├── PayloadTooLarge         arguments above max_payload_bytes (or the decoded cap)
     │   ├── PayloadTooComplex       nesting deeper than the depth limit
     │   ├── InvalidOption           bad priority, queue, delay, tags, keys, attempts …
     │   ├── UnknownTask             no task registered under that name
@@ -15,6 +15,8 @@
     │   └── IdempotencyConflict     same idempotency key, different payload
     ├── CorruptPayload              a stored frame failed its checks (never run)
     │   └── UnknownKey              frame encrypted under a key id not in the key ring
+    ├── WaitTimeout                 JobHandle.wait: the job did not finish in time
+    │                               (also a TimeoutError)
     ├── StoreError                  the store failed or refused an operation
     │   ├── StoreUnavailable        connection lost / database locked too long
     │   ├── IllegalTransition       a state change the state machine forbids
@@ -53,14 +55,23 @@ class SerializationError(InvalidJob):
 
 
 class PayloadTooLarge(InvalidJob):
-    """The encoded payload is above the configured limit."""
+    """The data is above a size limit; ``setting`` names the limit to raise."""
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(
+        self,
+        size: int,
+        limit: int,
+        *,
+        what: str = "payload",
+        setting: str = "max_payload_bytes",
+    ) -> None:
         self.size = size
         self.limit = limit
+        self.setting = setting
         super().__init__(
-            f"payload is {size} bytes, above the limit of {limit} bytes; "
-            "store large data elsewhere and pass a reference, or raise max_payload_bytes"
+            f"{what}: {size} bytes, above the limit of {limit} bytes ({setting}); "
+            "store large data elsewhere and pass a reference, or raise "
+            f"{setting} (CONVEYOR_{setting.upper()})"
         )
 
 
@@ -129,6 +140,22 @@ class UnknownKey(CorruptPayload):
         self.key_id = key_id
         super().__init__(
             f"payload encrypted with unknown key id {key_id!r}; add it to the key ring"
+        )
+
+
+class WaitTimeout(ConveyorError, TimeoutError):
+    """``JobHandle.wait`` gave up: the job was not finished when the timeout passed.
+
+    The job itself is unaffected; wait again, or read its state later.
+    """
+
+    def __init__(self, job_id: str, state: str, timeout: float) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.timeout = timeout
+        super().__init__(
+            f"job {job_id} is still {state} after waiting {timeout:g}s; "
+            "wait longer, or check that a worker consumes its queue"
         )
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -154,13 +154,25 @@ class JobOptions:
 JOB_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(JobOptions))
 
 
-def check_option_names(options: dict[str, Any]) -> None:
-    """Refuse unknown option names, suggesting the closest known one."""
+def check_option_names(options: dict[str, Any], task: Task[Any, Any] | None = None) -> None:
+    """Refuse unknown option names, suggesting the closest known one (or, when the name
+    is a parameter of ``task``, saying that arguments go to ``enqueue``)."""
     for name in options:
-        if name not in JOB_OPTION_NAMES:
-            close = difflib.get_close_matches(name, sorted(JOB_OPTION_NAMES), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidOption(name, f"unknown option{hint}")
+        if name in JOB_OPTION_NAMES:
+            continue
+        if task is not None and task.signature is not None and name in task.signature.parameters:
+            raise InvalidOption(
+                name,
+                f"unknown option; {name!r} is an argument of {task.name}: pass it to "
+                f".enqueue({name}=...), and options to .with_options(...)",
+            )
+        close = difflib.get_close_matches(name, sorted(JOB_OPTION_NAMES), n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "options are " + ", ".join(sorted(JOB_OPTION_NAMES))
+        )
+        raise InvalidOption(name, f"unknown option; {hint}")
 
 
 def _positional_bounds(signature: inspect.Signature | None) -> tuple[int, float] | None:
@@ -179,6 +191,51 @@ def _positional_bounds(signature: inspect.Signature | None) -> tuple[int, float]
         elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
             return None
     return fewest, most
+
+
+def parameters_text(signature: inspect.Signature) -> str:
+    """The parameter list as a user wrote it, without annotations: ``(a, b=1, *, c)``."""
+    bare = [p.replace(annotation=p.empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=bare, return_annotation=signature.empty))
+
+
+def explain_mismatch(
+    signature: inspect.Signature, given: int, kwargs: dict[str, object], piped: bool
+) -> str:
+    """Why a call with ``given`` positional arguments and ``kwargs`` does not fit
+    ``signature``, most telling reason first (inspect's bind reports a missing
+    argument before an unexpected keyword, which hides a typo). Empty: no reason found.
+    """
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    by_keyword = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        for name in kwargs:
+            if name in by_keyword:
+                continue
+            if any(p.name == name for p in positional):
+                return f"argument {name!r} is positional-only; pass it by position"
+            close = difflib.get_close_matches(name, sorted(by_keyword), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"unexpected keyword argument {name!r}{hint}"
+    if given > len(positional) and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        chained = " (one of them is the previous job's result in the chain)" if piped else ""
+        return (
+            f"too many positional arguments: takes at most {len(positional)}, got {given}{chained}"
+        )
+    for p in positional[:given]:
+        if p.name in kwargs and p.kind is p.POSITIONAL_OR_KEYWORD:
+            return f"got multiple values for argument {p.name!r} (by position and by keyword)"
+    missing = [
+        p.name
+        for p in [*positional[given:], *(p for p in params if p.kind is p.KEYWORD_ONLY)]
+        if p.default is p.empty and p.name not in kwargs
+    ]
+    if len(missing) == 1:
+        return f"missing a required argument: {missing[0]!r}"
+    if missing:
+        return "missing required arguments: " + ", ".join(repr(m) for m in missing)
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +263,20 @@ class Task(Generic[P, R]):
         """Store a job for a worker to run; returns its handle (``.id``)."""
         return self.app.enqueue_task(self, args, kwargs, self.job_options)
 
+    def enqueue_many(self, calls: Iterable[object]) -> list[JobHandle]:
+        """Store one job per call, atomically, and return their handles in order.
+
+        Each call is a tuple of positional arguments, ``(1, 2)``, or an ``(args,
+        kwargs)`` pair, ``((1,), {"b": 2})`` (the exact rule: :mod:`conveyor.bulk`).
+        One bad call refuses the whole batch; nothing is stored then.
+        """
+        from conveyor.bulk import enqueue_calls
+
+        return enqueue_calls(self, calls)
+
     def with_options(self, **options: Any) -> Task[P, R]:
         """The same task with per-enqueue options (``delay``, ``priority``, ``queue`` …)."""
+        check_option_names(options, self)
         return dataclasses.replace(self, job_options=self.job_options.merged(**options))
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
@@ -237,4 +306,6 @@ class Task(Generic[P, R]):
             else:
                 self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise InvalidOption("arguments", f"{self.name}: {exc}") from exc
+            reason = explain_mismatch(self.signature, len(args) + piped, kwargs, piped) or str(exc)
+            shown = parameters_text(self.signature)
+            raise InvalidOption("arguments", f"{self.name}: {reason}; it takes {shown}") from exc

@@ -24,6 +24,9 @@ class Signature:
 
     def with_options(self, **options: Any) -> Signature:
         """The same call with more options."""
+        from conveyor.task import check_option_names
+
+        check_option_names(options, self.task)
         return Signature(self.task, self.args, self.kwargs, self.options.merged(**options))
 
     def enqueue(self) -> JobHandle:

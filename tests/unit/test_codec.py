@@ -296,12 +296,20 @@ def test_loads_invalid_json_is_corrupt(data: bytes) -> None:
 
 
 def test_size_limit_is_inclusive() -> None:
-    codec = Codec(max_payload_bytes=100)
-    at_limit = b"x" * 100
-    assert codec.open(codec.seal(at_limit)) == at_limit
+    codec = Codec(max_payload_bytes=100, max_decoded_bytes=200)
+    assert codec.decode(codec.encode("x" * 100)) == "x" * 100
     with pytest.raises(PayloadTooLarge) as info:
-        codec.seal(b"x" * 101)
+        codec.encode("x" * 101)
     assert (info.value.size, info.value.limit) == (101, 100)
+
+
+def test_seal_caps_the_whole_payload_at_max_decoded_bytes() -> None:
+    codec = Codec(max_payload_bytes=100, max_decoded_bytes=200)
+    at_cap = b"x" * 200
+    assert codec.open(codec.seal(at_cap)) == at_cap
+    with pytest.raises(PayloadTooLarge, match="max_decoded_bytes") as info:
+        codec.seal(b"x" * 201)
+    assert (info.value.size, info.value.limit) == (201, 200)
 
 
 def test_size_limit_applies_to_encoded_arguments() -> None:
@@ -350,9 +358,9 @@ def test_one_mebibyte_payload_with_compression_and_encryption() -> None:
     rng = random.Random(3)
     words = ["conveyor", "job", "lease", "retry", "queue", "worker", "ünïcode", "🎉"]
     text = " ".join(rng.choice(words) for _ in range(200_000))
-    encoded = text.encode()[: (1 << 20) - 2].decode(errors="ignore")
-    value = encoded + "x" * ((1 << 20) - 2 - len(encoded.encode()))
-    assert len(SEALED.dumps(value)) == 1 << 20
+    encoded = text.encode()[: 1 << 20].decode(errors="ignore")
+    value = encoded + "x" * ((1 << 20) - len(encoded.encode()))
+    assert len(SEALED.dumps(value)) == (1 << 20) + 2  # the quotes are not data
     sealed = SEALED.encode(value, aad=AAD)
     assert flags_of(sealed) == frame_mod.FLAG_ZSTD | frame_mod.FLAG_ENCRYPTED
     assert len(sealed) < 1 << 19
@@ -505,7 +513,7 @@ def bomb_frame(size: int) -> bytes:
 
 
 def test_zip_bomb_is_refused() -> None:
-    codec = Codec(max_payload_bytes=1024)
+    codec = Codec(max_payload_bytes=1024, max_decoded_bytes=4096)
     with pytest.raises(CorruptPayload, match="inflates past"):
         codec.open(bomb_frame(10 << 20))
 
@@ -519,11 +527,12 @@ def test_zip_bomb_inflation_is_bounded_in_memory() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 4 << 20
+    assert PLAIN.max_decoded_bytes == 4 << 20
+    assert peak < 3 * (4 << 20)  # bounded by the decoded cap (buffers double), not the bomb
 
 
 def test_encrypted_zip_bomb_is_refused() -> None:
-    roomy = Codec(keyring=SEALED_KEYRING, max_payload_bytes=32 << 20)
+    roomy = Codec(keyring=SEALED_KEYRING, max_payload_bytes=8 << 20, max_decoded_bytes=32 << 20)
     sealed = roomy.seal(b"0" * (16 << 20), aad=AAD)
     assert len(sealed) < 1 << 17
     with pytest.raises(CorruptPayload, match="inflates past"):
@@ -531,8 +540,9 @@ def test_encrypted_zip_bomb_is_refused() -> None:
 
 
 def test_frames_slightly_above_a_lowered_limit_still_open() -> None:
-    sealed = Codec(max_payload_bytes=4096).seal(b"0" * 4096)
-    assert Codec(max_payload_bytes=4000).open(sealed) == b"0" * 4096
+    sealed = Codec(max_payload_bytes=4096, max_decoded_bytes=4096).seal(b"0" * 4096)
+    lowered = Codec(max_payload_bytes=4000, max_decoded_bytes=4000)
+    assert lowered.open(sealed) == b"0" * 4096
 
 
 def test_decompress_exact_limit() -> None:
@@ -617,6 +627,7 @@ def test_describe_and_encrypted() -> None:
         "serializer": "json",
         "compression": "zstd>1024B",
         "encryption": "off",
+        "limits": "max_payload_bytes=1048576 (data), max_decoded_bytes=4194304 (whole payload)",
     }
     assert not PLAIN.encrypted
     codec = Codec(keyring=Keyring.from_string(f"k2:{B64_B},k1:{B64_A}"), compress_above=10)
@@ -625,6 +636,7 @@ def test_describe_and_encrypted() -> None:
         "serializer": "json",
         "compression": "zstd>10B",
         "encryption": "aes-256-gcm (active key k2; keys k2,k1)",
+        "limits": "max_payload_bytes=1048576 (data), max_decoded_bytes=4194304 (whole payload)",
     }
     assert B64_A not in repr(codec)
 

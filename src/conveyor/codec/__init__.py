@@ -1,7 +1,9 @@
 """Payload codec: job arguments <-> stored frames.
 
-Encoding is ``dumps`` (validated JSON) then ``seal`` (size limit, optional zlib,
-optional AES-256-GCM, framed with a CRC; see :mod:`conveyor.codec.frame`).
+Encoding is ``dumps`` (validated JSON), the data limit (``max_payload_bytes``, on
+the user's data; see :mod:`conveyor.codec.size`), then ``seal`` (the cap on the
+whole payload, optional zstd/zlib, optional AES-256-GCM, framed with a CRC; see
+:mod:`conveyor.codec.frame`).
 Decoding is the inverse and turns every failure into :class:`CorruptPayload`,
 so a damaged or foreign row quarantines its job instead of crashing a worker.
 """
@@ -18,13 +20,18 @@ from conveyor.codec.compression import (
 )
 from conveyor.codec.encryption import Keyring, generate_key
 from conveyor.codec.serializers import MAX_DEPTH_LIMIT, dumps, loads
+from conveyor.codec.size import value_data_size
 from conveyor.errors import ConfigurationError, CorruptPayload, PayloadTooLarge, UnknownKey
 
 __all__ = ["Codec", "Keyring", "generate_key"]
 
-#: Frames may inflate this far past ``max_payload_bytes`` so that lowering the
-#: limit a little does not quarantine jobs already stored under the old one.
+#: Frames may inflate this far past ``max_decoded_bytes`` so that lowering the
+#: cap a little does not quarantine jobs already stored under the old one.
 INFLATE_SLACK = 64 * 1024
+
+#: ``max_decoded_bytes`` when not given: this many times ``max_payload_bytes``,
+#: room for the JSON around the data (quotes, brackets, keyword names, envelope).
+DECODED_FACTOR = 4
 
 
 class Codec:
@@ -35,7 +42,12 @@ class Codec:
             plaintext frames (encrypted frames then fail with ``UnknownKey``).
         compress_above: Bodies longer than this many bytes are compressed (kept
             only when that makes them smaller).
-        max_payload_bytes: Largest serialized payload accepted by :meth:`seal`.
+        max_payload_bytes: Most bytes of user data accepted by :meth:`encode` and
+            :meth:`check_size`: the JSON of the value(s), a string without its
+            quotes (see :mod:`conveyor.codec.size`). Default 1 MiB.
+        max_decoded_bytes: Most bytes of a whole serialized payload: :meth:`seal`
+            refuses more, and :meth:`open` refuses a frame that inflates past it
+            (a "zip bomb"). Default ``None``: four times ``max_payload_bytes``.
         compression_level: level 0-9 (zlib) or 1-9 (zstd); 1 keeps enqueue fast.
         compression: ``"zstd"`` (default: three times faster to decompress) or
             ``"zlib"`` (stdlib only). Frames of either kind are always readable.
@@ -45,7 +57,15 @@ class Codec:
         ConfigurationError: A setting is out of range.
     """
 
-    __slots__ = ("_compress_above", "_keyring", "_level", "_limit", "_max_depth", "_method")
+    __slots__ = (
+        "_compress_above",
+        "_decoded_limit",
+        "_keyring",
+        "_level",
+        "_limit",
+        "_max_depth",
+        "_method",
+    )
 
     def __init__(
         self,
@@ -53,6 +73,7 @@ class Codec:
         keyring: Keyring | None = None,
         compress_above: int = 1024,
         max_payload_bytes: int = 1 << 20,
+        max_decoded_bytes: int | None = None,
         compression_level: int = 1,
         max_depth: int = 64,
         compression: str = "zstd",
@@ -64,6 +85,11 @@ class Codec:
         self._keyring = keyring
         self._compress_above = _setting("compress_above", compress_above, 0, 1 << 62)
         self._limit = _setting("max_payload_bytes", max_payload_bytes, 1, (1 << 31) - 1)
+        if max_decoded_bytes is None:
+            max_decoded_bytes = min(DECODED_FACTOR * self._limit, (1 << 31) - 1)
+        self._decoded_limit = _setting(
+            "max_decoded_bytes", max_decoded_bytes, self._limit, (1 << 31) - 1
+        )
         self._level = _setting("compression_level", compression_level, 0, 9)
         self._max_depth = _setting("max_depth", max_depth, 1, MAX_DEPTH_LIMIT)
         if compression not in METHODS:
@@ -71,6 +97,16 @@ class Codec:
                 f"compression must be one of {', '.join(METHODS)}, got {compression!r}"
             )
         self._method = compression
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """Most bytes of user data a payload may carry."""
+        return self._limit
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        """Most bytes a whole payload may have, serialized or inflated."""
+        return self._decoded_limit
 
     @property
     def encrypted(self) -> bool:
@@ -88,6 +124,10 @@ class Codec:
             "serializer": "json",
             "compression": f"{self._method}>{self._compress_above}B",
             "encryption": encryption,
+            "limits": (
+                f"max_payload_bytes={self._limit} (data), "
+                f"max_decoded_bytes={self._decoded_limit} (whole payload)"
+            ),
         }
 
     def dumps(self, value: object, *, what: str = "args") -> bytes:
@@ -111,6 +151,16 @@ class Codec:
         """
         return loads(data)
 
+    def check_size(self, size: int, *, what: str = "arguments") -> None:
+        """Refuse ``size`` bytes of user data above ``max_payload_bytes`` (exactly at it
+        is fine).
+
+        Raises:
+            PayloadTooLarge: Naming ``what``, the size and the setting to raise.
+        """
+        if size > self._limit:
+            raise PayloadTooLarge(size, self._limit, what=what)
+
     def seal(self, data: bytes, *, aad: bytes = b"") -> bytes:
         """Wrap serialized bytes in a frame: compress, encrypt, add the checksum.
 
@@ -120,11 +170,14 @@ class Codec:
                 given the same bytes. Only enforced when encrypting.
 
         Raises:
-            PayloadTooLarge: ``len(data)`` is above ``max_payload_bytes``.
+            PayloadTooLarge: ``len(data)`` is above ``max_decoded_bytes`` (the user's
+                data is checked before, by :meth:`check_size`).
         """
         size = len(data)
-        if size > self._limit:
-            raise PayloadTooLarge(size, self._limit)
+        if size > self._decoded_limit:
+            raise PayloadTooLarge(
+                size, self._decoded_limit, what="encoded payload", setting="max_decoded_bytes"
+            )
         flags = 0
         body = data
         if size > self._compress_above:
@@ -158,8 +211,11 @@ class Codec:
             raise CorruptPayload(f"frame cannot be opened: {type(exc).__name__}: {exc}") from exc
 
     def encode(self, value: object, *, aad: bytes = b"", what: str = "args") -> bytes:
-        """Serialize and seal ``value``; see :meth:`dumps` and :meth:`seal`."""
-        return self.seal(self.dumps(value, what=what), aad=aad)
+        """Serialize ``value``, check its size and seal it; see :meth:`dumps`,
+        :meth:`check_size` and :meth:`seal`."""
+        data = self.dumps(value, what=what)
+        self.check_size(value_data_size(value, data), what=what)
+        return self.seal(data, aad=aad)
 
     def decode(self, frame: bytes, *, aad: bytes = b"") -> object:
         """Open and parse a frame; see :meth:`open` and :meth:`loads`."""
@@ -177,7 +233,7 @@ class Codec:
             body = self._keyring.decrypt(parsed.key_id, body, parsed.header + bytes(aad))
         if parsed.compressed:
             inflate = zstd_decompress if parsed.compression == "zstd" else decompress
-            body = inflate(body, self._limit + INFLATE_SLACK)
+            body = inflate(body, self._decoded_limit + INFLATE_SLACK)
         return body
 
     def __repr__(self) -> str:
