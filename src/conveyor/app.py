@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
@@ -167,6 +168,9 @@ class App:
         if settings is None:
             code = {"store": store} if isinstance(store, str) else {}
             settings = build(AppSettings, env=os.environ, code=code, file=read_file_settings())
+        elif isinstance(store, str) and store != settings.store:
+            # explicit settings are used as given; a DSN passed beside them is explicit too
+            settings = dataclasses.replace(settings, store=store)
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._store: Store | None = (

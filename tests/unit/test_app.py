@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -283,3 +284,17 @@ def test_duplicate_task_name_is_refused(app: App) -> None:
 
         @app.task(name="same")
         def two() -> None: ...
+
+
+def test_a_dsn_passed_beside_explicit_settings_is_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Explicit settings are used as given, and the DSN given with them names the store
+    (it once fell back to settings.store, the default ./conveyor.db)."""
+    monkeypatch.chdir(tmp_path)
+    app = App(f"sqlite:///{tmp_path / 'jobs.db'}", settings=AppSettings())
+    assert app.settings.store.endswith("jobs.db")
+    app.store.info()
+    app.close()
+    assert (tmp_path / "jobs.db").exists()
+    assert not (tmp_path / "conveyor.db").exists()
