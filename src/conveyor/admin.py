@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from conveyor import loading
+from conveyor import loading, queue_control
 from conveyor.app import App
 from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
@@ -269,6 +269,8 @@ class QueueRow:
     """Every state of :data:`STATE_ORDER`, zeros included."""
     oldest_pending_age: float | None = None
     """Seconds since the oldest pending job became due; None when nothing is pending."""
+    paused: bool = False
+    """Workers do not claim from the queue (``conveyor queues pause``)."""
 
     @property
     def total(self) -> int:
@@ -282,19 +284,24 @@ class QueueRow:
             "counts": dict(self.counts),
             "total": self.total,
             "oldest_pending_age": self.oldest_pending_age,
+            "paused": self.paused,
         }
 
 
 def queue_overview(store: Store, now: float) -> list[QueueRow]:
-    """One row per queue that has jobs, sorted by name."""
+    """One row per queue that has jobs or is paused, sorted by name."""
+    paused = queue_control.paused_queues(store)
     rows: list[QueueRow] = []
-    for entry in sorted(store.stats(), key=lambda c: c.queue):
+    for entry in store.stats():
         counts = {state.value: int(entry.counts.get(state.value, 0)) for state in STATE_ORDER}
         age = None
         if entry.oldest_pending_at is not None:
             age = max(now - entry.oldest_pending_at, 0.0)
-        rows.append(QueueRow(entry.queue, counts, age))
-    return rows
+        rows.append(QueueRow(entry.queue, counts, age, entry.queue in paused))
+    listed = {row.queue for row in rows}
+    empty = {state.value: 0 for state in STATE_ORDER}
+    rows.extend(QueueRow(q, dict(empty), None, True) for q in paused if q not in listed)
+    return sorted(rows, key=lambda row: row.queue)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

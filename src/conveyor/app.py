@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from conveyor import validation
+from conveyor import job_controls, queue_control, validation
 from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
 from conveyor.config import AppSettings, build, read_file_settings
@@ -19,6 +19,7 @@ from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownT
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
+from conveyor.job_controls import JobsChanged
 from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
 from conveyor.retry import RetryPolicy
 from conveyor.stores import open_store
@@ -528,6 +529,60 @@ class App:
         if job.result is None:
             return None
         return self.codec.decode(job.result, aad=job.id.encode() + b":result")
+
+    # job and queue controls --------------------------------------------------------------
+    def resolve_job_id(self, id_or_prefix: str) -> str:
+        """The full id of the one job ``id_or_prefix`` names (a full id or a unique prefix).
+
+        Raises:
+            JobNotFound: No job id starts with it.
+            AmbiguousJobId: Several do.
+        """
+        return job_controls.resolve_id(self.store, id_or_prefix)
+
+    def resolve_job_ids(self, ids: Sequence[str]) -> list[str]:
+        """Full ids for ids or unique prefixes; one that names no job is kept as given.
+
+        Raises:
+            AmbiguousJobId: A prefix matches several jobs.
+        """
+        return job_controls.resolve_ids(self.store, ids)
+
+    def retry_jobs(self, ids: Sequence[str]) -> JobsChanged:
+        """Move failed/cancelled jobs (ids or unique prefixes) back to pending."""
+        return job_controls.retry(self.store, job_controls.resolve_ids(self.store, ids))
+
+    def cancel_jobs(self, ids: Sequence[str], *, force: bool = False) -> JobsChanged:
+        """Cancel jobs: waiting ones at once, running ones at their next heartbeat (or at
+        once with ``force``)."""
+        resolved = job_controls.resolve_ids(self.store, ids)
+        return job_controls.cancel(self.store, resolved, force=force)
+
+    def purge_jobs(self, ids: Sequence[str]) -> JobsChanged:
+        """Delete jobs for good; processing ones are skipped (cancel them first)."""
+        return job_controls.purge(self.store, job_controls.resolve_ids(self.store, ids))
+
+    def prioritize_jobs(self, ids: Sequence[str], priority: int | str) -> JobsChanged:
+        """Set the priority (-100..100 or critical/high/normal/low) of waiting jobs."""
+        resolved = job_controls.resolve_ids(self.store, ids)
+        return job_controls.prioritize(self.store, resolved, priority)
+
+    def move_jobs(self, ids: Sequence[str], queue: str) -> JobsChanged:
+        """Move waiting jobs (pending, scheduled, retrying, blocked) to ``queue``."""
+        return job_controls.move(self.store, job_controls.resolve_ids(self.store, ids), queue)
+
+    def pause_queue(self, name: str) -> bool:
+        """Stop every worker on this store claiming from ``name`` (within one poll
+        interval); enqueueing still works. False if it was already paused."""
+        return bool(queue_control.pause_queues(self.store, [name]).changed)
+
+    def resume_queue(self, name: str) -> bool:
+        """Let workers claim from ``name`` again. False if it was not paused."""
+        return bool(queue_control.resume_queues(self.store, [name]).changed)
+
+    def paused_queues(self) -> list[str]:
+        """The paused queues of this store, by name."""
+        return sorted(queue_control.paused_queues(self.store))
 
     # running -----------------------------------------------------------------------------
     def run_sync(
