@@ -295,3 +295,33 @@ def _worker_process(path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- dlq -------------------------------------------------------------------------------------
+def test_dlq_retry_takes_a_prefix_and_reports_json(project: Project) -> None:
+    failed = project.enqueue("t.boom")
+    project.run_worker()
+    pending = project.enqueue("t.greet", "a")
+    unique = failed[: len(_shared_prefix(failed, pending)) + 1]
+
+    result = project.cli("dlq", "retry", unique, pending, "-o", "json")
+
+    assert result.exit_code == 0, result.output
+    assert _json(result.stdout) == {
+        "action": "retry",
+        "changed": [failed],
+        "skipped": [{"id": pending, "reason": "not in the dead-letter queue"}],
+    }
+    assert "1 job not in the dead-letter queue" in result.stderr
+    assert project.app.get_job(failed).state is JobState.PENDING
+
+
+def test_dlq_purge_reports_json(project: Project) -> None:
+    failed = project.enqueue("t.boom")
+    project.run_worker()
+
+    result = project.cli("dlq", "purge", "--all", "--yes", "-o", "json")
+
+    assert result.exit_code == 0, result.output
+    assert _json(result.stdout) == {"action": "purge", "changed": [failed], "skipped": []}
+    assert "1 job match" in result.stderr

@@ -301,22 +301,17 @@ def purge(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **fi
     if not chosen:
         return nothing("purge", output)
     result = state.app().purge_jobs(chosen)
+    report(result, output, purge_line(result))
+
+
+def purge_line(result: JobsChanged) -> str:
+    """``deleted N jobs; M skipped …`` for a purge."""
     unknown = sum(1 for s in result.skipped if s.reason == job_controls.UNKNOWN)
     line = f"deleted {plural(len(result.changed))}"
     if len(result.skipped) > unknown:
         line += f"; {len(result.skipped) - unknown} skipped (processing: cancel them first)"
     if unknown:
         line += f"; {unknown} skipped (unknown id)"
-    report(result, output, line)
-
-
-def purge_line(result: admin.PurgeResult) -> str:
-    """``deleted N jobs; M skipped …`` for a purge."""
-    line = f"deleted {plural(result.deleted)}"
-    if result.processing:
-        line += f"; {len(result.processing)} skipped (processing: cancel them first)"
-    if result.missing:
-        line += f"; {len(result.missing)} skipped (unknown id)"
     return line
 
 
