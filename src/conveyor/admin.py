@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,13 +19,10 @@ from conveyor.app import App
 from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
-from conveyor.stores.base import CancelResult, JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
+from conveyor.stores.base import JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
 PAGE_SIZE = 500
 """Jobs read per search call while collecting ids."""
-
-BATCH_SIZE = 500
-"""Ids passed per store call by the bulk operations."""
 
 STATE_ORDER: tuple[JobState, ...] = (
     JobState.PENDING,
@@ -191,72 +188,8 @@ def select_ids(store: Store, query: JobQuery, *, max_items: int | None = None) -
     return ids if max_items is None else ids[:max_items]
 
 
-def _batches(ids: Sequence[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), BATCH_SIZE):
-        yield unique[start : start + BATCH_SIZE]
-
-
-# --- bulk operations --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RetryResult:
-    """Jobs moved back to pending, and the ones left alone (not failed/cancelled, unknown)."""
-
-    retried: list[str]
-    skipped: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    """How many jobs were deleted, and which were skipped (processing or unknown)."""
-
-    deleted: int
-    processing: list[str]
-    missing: list[str]
-
-    @property
-    def skipped(self) -> int:
-        """Jobs not deleted."""
-        return len(self.processing) + len(self.missing)
-
-
-def retry_jobs(store: Store, ids: Sequence[str]) -> RetryResult:
-    """Move failed/cancelled jobs back to pending with fresh attempts."""
-    retried: list[str] = []
-    unique = list(dict.fromkeys(ids))
-    for batch in _batches(unique):
-        retried.extend(store.retry(batch))
-    moved = set(retried)
-    return RetryResult(retried, [i for i in unique if i not in moved])
-
-
-def cancel_jobs(store: Store, ids: Sequence[str], *, force: bool = False) -> CancelResult:
-    """Cancel jobs: waiting ones at once, processing ones cooperatively (or by ``force``)."""
-    cancelled: list[str] = []
-    requested: list[str] = []
-    skipped: list[str] = []
-    for batch in _batches(ids):
-        result = store.cancel(batch, force=force)
-        cancelled.extend(result.cancelled)
-        requested.extend(result.requested)
-        skipped.extend(result.skipped)
-    return CancelResult(cancelled, requested, skipped)
-
-
-def purge_jobs(store: Store, ids: Sequence[str]) -> PurgeResult:
-    """Delete jobs for good; processing jobs are refused (cancel them first)."""
-    deleted = 0
-    processing: list[str] = []
-    missing: list[str] = []
-    for batch in _batches(ids):
-        found = {job.id: job for job in store.get_many(batch)}
-        missing.extend(i for i in batch if i not in found)
-        busy = {i for i, job in found.items() if job.state is JobState.PROCESSING}
-        processing.extend(i for i in batch if i in busy)
-        deletable = [i for i in found if i not in busy]
-        if deletable:
-            deleted += store.delete(deletable)
-    return PurgeResult(deleted, processing, missing)
+# Bulk operations (retry, cancel, purge, prioritize, move) are App methods backed by
+# conveyor.job_controls, which reports every skipped id with its reason.
 
 
 # --- overviews --------------------------------------------------------------------------------
