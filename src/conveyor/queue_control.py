@@ -107,10 +107,13 @@ class PausedQueues:
         now = self._clock.monotonic()
         if self._next_read is None or now >= self._next_read:
             try:
-                self._paused = frozenset(paused_queues(self._store))
+                paused = frozenset(paused_queues(self._store))
             except StoreError as exc:
                 log.debug("could not read paused queues (%s); keeping the last known set", exc)
                 return self._paused
+            if paused != self._paused:
+                log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
+            self._paused = paused
             self._next_read = now + self._ttl
         return self._paused
 

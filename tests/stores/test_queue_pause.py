@@ -4,6 +4,7 @@ interval and claims again within one poll interval of a resume."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -40,10 +41,17 @@ def app(store: Store, clock: FakeClock) -> Iterator[App]:
     yield application
 
 
-def worker(app: App, **overrides: object) -> Worker:
-    settings: dict[str, object] = {"queues": "a,b", "poll_interval": POLL, "prefetch": 1}
-    settings.update(overrides)
-    return Worker(app, WorkerSettings(**settings), maintenance=False)  # type: ignore[arg-type]
+def worker(
+    app: App, *, poll_interval: float = POLL, burst: bool = False, heartbeat: float = 1.0
+) -> Worker:
+    settings = WorkerSettings(
+        queues="a,b",
+        poll_interval=poll_interval,
+        prefetch=1,
+        burst=burst,
+        heartbeat_interval=heartbeat,
+    )
+    return Worker(app, settings, maintenance=False)
 
 
 def enqueue(app: App, queue: str) -> str:
@@ -89,8 +97,9 @@ def test_a_claim_of_no_queues_takes_nothing(store: Store) -> None:
 
 
 def test_the_cached_set_is_reread_after_half_a_poll_interval(
-    store: Store, clock: FakeClock
+    store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="conveyor.queues")
     cache = PausedQueues(store, clock, interval=POLL)
     assert cache.filter(["a", "b"]) == ["a", "b"]
 
@@ -102,6 +111,10 @@ def test_the_cached_set_is_reread_after_half_a_poll_interval(
     resume_queues(store, ["a"])
     clock.advance(POLL / 2)
     assert cache.filter(["a", "b"]) == ["a", "b"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "paused queues: a",
+        "paused queues: none",
+    ]
 
 
 # a worker ----------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ def test_a_burst_worker_ends_when_only_paused_queues_have_jobs(app: App, clock: 
     held = enqueue(app, "a")
     other = enqueue(app, "b")
     pause_queues(app.store, ["a"])
-    w = worker(app, poll_interval=0.02, burst=True, heartbeat_interval=0.05)
+    w = worker(app, poll_interval=0.02, burst=True, heartbeat=0.05)
     w.burst_horizon = 0.0
 
     w.run()
