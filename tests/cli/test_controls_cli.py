@@ -4,8 +4,11 @@ prefixes, and ``conveyor queues pause/resume`` (in-process, and a real worker pr
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +270,49 @@ def test_a_worker_process_leaves_a_paused_queue_alone(project: Project) -> None:
 
     assert app.get_job(held).state is JobState.COMPLETED
     assert app.get_job(held).result == 3
+
+
+def test_a_running_worker_obeys_pause_and_resume_within_a_poll_interval(
+    project: Project,
+) -> None:
+    poll = 0.2
+    assert project.cli("queues", "pause", "high").exit_code == 0
+    command = [sys.executable, "-m", "conveyor", "--app", MODULE, "worker", "-c", "1"]
+    proc = subprocess.Popen(
+        [*command, "-Q", "high,default", "--poll-interval", str(poll)],
+        cwd=project.path,
+        env=subprocess_env(project.path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        held = project.enqueue("t.add", 1, 2)  # queue "high"
+        probe = project.enqueue("t.greet", "bob")  # queue "default": the worker is running
+        _wait_for(lambda: project.app.get_job(probe).state is JobState.COMPLETED, proc)
+        time.sleep(3 * poll)  # several claims of an idle worker with "high" paused
+        assert project.app.get_job(held).state is JobState.PENDING
+
+        resumed_at = time.monotonic()
+        assert project.cli("queues", "resume", "high").exit_code == 0
+        _wait_for(lambda: project.app.get_job(held).state is JobState.COMPLETED, proc)
+        # One poll interval, plus generous room for a loaded machine (2 cores, many tests).
+        assert time.monotonic() - resumed_at < poll + 5.0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert proc.poll() is None, "the worker exited"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def _worker_process(path: Path) -> None:
