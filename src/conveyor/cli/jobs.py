@@ -125,7 +125,7 @@ def choose(
     verb: str,
     yes: bool,
     default_states: Sequence[JobState] = (),
-    output: str = "text",
+    output: str = "table",
 ) -> list[str]:
     """Ids to act on: the given ids (unique prefixes expanded), or every match of the
     filter after a confirmation. Refuses when neither is given."""

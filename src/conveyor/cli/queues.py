@@ -52,7 +52,10 @@ def pause(state: CliState, names: tuple[str, ...], output: str) -> None:
 @render.output_option
 @click.pass_obj
 def resume(state: CliState, names: tuple[str, ...], output: str) -> None:
-    """Let workers claim from these queues again (within one poll interval)."""
+    """Let workers claim from these queues again.
+
+    Workers notice within one poll interval.
+    """
     result = queue_control.resume_queues(state.app().store, names)
     _report(result, output, "resumed", "not paused")
 
