@@ -7,21 +7,20 @@ be decoded) and return plain data; the faces only parse input and render output.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from conveyor import loading, queue_control
+from conveyor import job_controls, loading, queue_control
 from conveyor.app import App
 from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
 from conveyor.stores.base import JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
-PAGE_SIZE = 500
+PAGE_SIZE = job_controls.PAGE_SIZE
 """Jobs read per search call while collecting ids."""
 
 STATE_ORDER: tuple[JobState, ...] = (
@@ -167,25 +166,8 @@ def dlq_query(
     )
 
 
-def select_ids(store: Store, query: JobQuery, *, max_items: int | None = None) -> list[str]:
-    """Ids of every job matching ``query`` (its limit/offset are ignored), oldest first.
-
-    Reads pages of :data:`PAGE_SIZE`, stopping after ``max_items`` ids if given. Pages
-    are separate reads: a job that changes state meanwhile may be missed or included.
-    """
-    seen: dict[str, None] = {}
-    offset = 0
-    while max_items is None or len(seen) < max_items:
-        page = store.search(
-            dataclasses.replace(query, limit=PAGE_SIZE, offset=offset, newest_first=False)
-        )
-        for job in page.items:
-            seen.setdefault(job.id)
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            break
-    ids = list(seen)
-    return ids if max_items is None else ids[:max_items]
+select_ids = job_controls.select_ids
+"""Ids of every job matching a query, oldest first (see :func:`job_controls.select_ids`)."""
 
 
 # Bulk operations (retry, cancel, purge, prioritize, move) are App methods backed by

@@ -19,7 +19,7 @@ from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownT
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
-from conveyor.job_controls import JobsChanged
+from conveyor.job_controls import JobsChanged, Selection
 from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
 from conveyor.retry import RetryPolicy
 from conveyor.stores import open_store
@@ -548,28 +548,32 @@ class App:
         """
         return job_controls.resolve_ids(self.store, ids)
 
-    def retry_jobs(self, ids: Sequence[str]) -> JobsChanged:
-        """Move failed/cancelled jobs (ids or unique prefixes) back to pending."""
-        return job_controls.retry(self.store, job_controls.resolve_ids(self.store, ids))
+    def retry_jobs(self, jobs: Selection) -> JobsChanged:
+        """Move failed/cancelled jobs back to pending with fresh attempts.
 
-    def cancel_jobs(self, ids: Sequence[str], *, force: bool = False) -> JobsChanged:
+        ``jobs`` is ids (or unique prefixes), or a :class:`JobQuery` whose every match
+        is taken; so for every bulk method here."""
+        return job_controls.retry(self.store, job_controls.selected(self.store, jobs))
+
+    def cancel_jobs(self, jobs: Selection, *, force: bool = False) -> JobsChanged:
         """Cancel jobs: waiting ones at once, running ones at their next heartbeat (or at
         once with ``force``)."""
-        resolved = job_controls.resolve_ids(self.store, ids)
-        return job_controls.cancel(self.store, resolved, force=force)
+        ids = job_controls.selected(self.store, jobs)
+        return job_controls.cancel(self.store, ids, force=force)
 
-    def purge_jobs(self, ids: Sequence[str]) -> JobsChanged:
+    def purge_jobs(self, jobs: Selection) -> JobsChanged:
         """Delete jobs for good; processing ones are skipped (cancel them first)."""
-        return job_controls.purge(self.store, job_controls.resolve_ids(self.store, ids))
+        return job_controls.purge(self.store, job_controls.selected(self.store, jobs))
 
-    def prioritize_jobs(self, ids: Sequence[str], priority: int | str) -> JobsChanged:
+    def prioritize_jobs(self, jobs: Selection, priority: int | str) -> JobsChanged:
         """Set the priority (-100..100 or critical/high/normal/low) of waiting jobs."""
-        resolved = job_controls.resolve_ids(self.store, ids)
-        return job_controls.prioritize(self.store, resolved, priority)
+        value = validation.priority(priority)  # refused before anything is selected
+        return job_controls.prioritize(self.store, job_controls.selected(self.store, jobs), value)
 
-    def move_jobs(self, ids: Sequence[str], queue: str) -> JobsChanged:
+    def move_jobs(self, jobs: Selection, queue: str) -> JobsChanged:
         """Move waiting jobs (pending, scheduled, retrying, blocked) to ``queue``."""
-        return job_controls.move(self.store, job_controls.resolve_ids(self.store, ids), queue)
+        target = validation.queue_name(queue)  # refused before anything is selected
+        return job_controls.move(self.store, job_controls.selected(self.store, jobs), target)
 
     def pause_queue(self, name: str) -> bool:
         """Stop every worker on this store claiming from ``name`` (within one poll

@@ -10,13 +10,14 @@ that matches several jobs is always an error: the caller cannot have meant all o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.errors import AmbiguousJobId, InvalidOption, JobNotFound
 from conveyor.ids import is_job_id
 from conveyor.job import JobState
-from conveyor.stores.base import Store
+from conveyor.stores.base import JobQuery, Store
 from conveyor.stores.controls import check_queue, normalize_prefix
 from conveyor.validation import priority as check_priority
 
@@ -25,10 +26,16 @@ S = JobState
 BATCH_SIZE = 500
 """Ids passed per store call."""
 
+PAGE_SIZE = 500
+"""Jobs read per search call while collecting the ids of a query."""
+
 CANDIDATES_SHOWN = 5
 """Candidates an ambiguous prefix error lists."""
 
 UNKNOWN = "unknown id"
+
+Selection = Sequence[str] | JobQuery
+"""Jobs to act on: ids (or unique prefixes), or a query whose every match is taken."""
 
 _MOVABLE_TEXT = "only pending, scheduled, retrying or blocked jobs can be {verb}"
 
@@ -111,6 +118,35 @@ def _matches(store: Store, text: str) -> list[str]:
     if len(found) > 1:
         raise AmbiguousJobId(text, found[:CANDIDATES_SHOWN], more=len(found) > CANDIDATES_SHOWN)
     return found
+
+
+def select_ids(store: Store, query: JobQuery, *, max_items: int | None = None) -> list[str]:
+    """Ids of every job matching ``query`` (its limit/offset are ignored), oldest first.
+
+    Reads pages of :data:`PAGE_SIZE`, stopping after ``max_items`` ids if given. Pages
+    are separate reads: a job that changes state meanwhile may be missed or included.
+    """
+    seen: dict[str, None] = {}
+    offset = 0
+    while max_items is None or len(seen) < max_items:
+        page = store.search(
+            dataclasses.replace(query, limit=PAGE_SIZE, offset=offset, newest_first=False)
+        )
+        for job in page.items:
+            seen.setdefault(job.id)
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            break
+    ids = list(seen)
+    return ids if max_items is None else ids[:max_items]
+
+
+def selected(store: Store, jobs: Selection) -> list[str]:
+    """The ids a bulk operation acts on: every match of a query, or the given ids and
+    prefixes (see :func:`resolve_ids`)."""
+    if isinstance(jobs, JobQuery):
+        return select_ids(store, jobs)
+    return resolve_ids(store, jobs)
 
 
 def _batches(ids: Sequence[str]) -> Iterator[list[str]]:

@@ -12,7 +12,7 @@ from conveyor import App, FakeClock, JobState
 from conveyor.config import AppSettings
 from conveyor.errors import AmbiguousJobId, InvalidOption, JobNotFound
 from conveyor.job_controls import JobsChanged, Skipped
-from conveyor.stores.base import ClaimParams
+from conveyor.stores.base import ClaimParams, JobQuery
 from conveyor.stores.controls import normalize_prefix, prefix_bounds
 
 WAITING_ONLY = "only pending, scheduled, retrying or blocked jobs can be"
@@ -124,6 +124,24 @@ def test_retry_and_purge_explain_what_they_skip(app: App) -> None:
         Skipped("nope", "unknown id"),
     ]
     assert app.store.get(pending) is None
+
+
+def test_bulk_methods_take_a_query(app: App) -> None:
+    running = enqueue(app)
+    claim_all(app)
+    waiting = [enqueue(app), enqueue(app)]
+
+    moved = app.move_jobs(JobQuery(queues=["default"]), "other")
+
+    assert moved.changed == waiting
+    assert [s.id for s in moved.skipped] == [running]
+    raised = app.prioritize_jobs(JobQuery(queues=["other"], states=[JobState.PENDING]), 9)
+    assert raised.changed == waiting
+    assert {app.get_job(i).job.priority for i in waiting} == {9}
+    cancelled = app.cancel_jobs(JobQuery(queues=["other"]))
+    assert cancelled.changed == waiting
+    assert app.retry_jobs(JobQuery(states=[JobState.CANCELLED])).changed == waiting
+    assert app.purge_jobs(JobQuery(queues=["other"])).changed == waiting
 
 
 # id prefixes -------------------------------------------------------------------------------
