@@ -7,24 +7,20 @@ be decoded) and return plain data; the faces only parse input and render output.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from conveyor import durations, loading, stores
+from conveyor import durations, job_controls, loading, queue_control, stores
 from conveyor.app import App
 from conveyor.coordination.decisions import read_decisions
 from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
-from conveyor.stores.base import CancelResult, JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
+from conveyor.stores.base import JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
-PAGE_SIZE = 500
+PAGE_SIZE = job_controls.PAGE_SIZE
 """Jobs read per search call while collecting ids."""
-
-BATCH_SIZE = 500
-"""Ids passed per store call by the bulk operations."""
 
 STATE_ORDER: tuple[JobState, ...] = (
     JobState.PENDING,
@@ -169,93 +165,12 @@ def dlq_query(
     )
 
 
-def select_ids(store: Store, query: JobQuery, *, max_items: int | None = None) -> list[str]:
-    """Ids of every job matching ``query`` (its limit/offset are ignored), oldest first.
-
-    Reads pages of :data:`PAGE_SIZE`, stopping after ``max_items`` ids if given. Pages
-    are separate reads: a job that changes state meanwhile may be missed or included.
-    """
-    seen: dict[str, None] = {}
-    offset = 0
-    while max_items is None or len(seen) < max_items:
-        page = store.search(
-            dataclasses.replace(query, limit=PAGE_SIZE, offset=offset, newest_first=False)
-        )
-        for job in page.items:
-            seen.setdefault(job.id)
-        offset += len(page.items)
-        if not page.items or offset >= page.total:
-            break
-    ids = list(seen)
-    return ids if max_items is None else ids[:max_items]
+select_ids = job_controls.select_ids
+"""Ids of every job matching a query, oldest first (see :func:`job_controls.select_ids`)."""
 
 
-def _batches(ids: Sequence[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), BATCH_SIZE):
-        yield unique[start : start + BATCH_SIZE]
-
-
-# --- bulk operations --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RetryResult:
-    """Jobs moved back to pending, and the ones left alone (not failed/cancelled, unknown)."""
-
-    retried: list[str]
-    skipped: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    """How many jobs were deleted, and which were skipped (processing or unknown)."""
-
-    deleted: int
-    processing: list[str]
-    missing: list[str]
-
-    @property
-    def skipped(self) -> int:
-        """Jobs not deleted."""
-        return len(self.processing) + len(self.missing)
-
-
-def retry_jobs(store: Store, ids: Sequence[str]) -> RetryResult:
-    """Move failed/cancelled jobs back to pending with fresh attempts."""
-    retried: list[str] = []
-    unique = list(dict.fromkeys(ids))
-    for batch in _batches(unique):
-        retried.extend(store.retry(batch))
-    moved = set(retried)
-    return RetryResult(retried, [i for i in unique if i not in moved])
-
-
-def cancel_jobs(store: Store, ids: Sequence[str], *, force: bool = False) -> CancelResult:
-    """Cancel jobs: waiting ones at once, processing ones cooperatively (or by ``force``)."""
-    cancelled: list[str] = []
-    requested: list[str] = []
-    skipped: list[str] = []
-    for batch in _batches(ids):
-        result = store.cancel(batch, force=force)
-        cancelled.extend(result.cancelled)
-        requested.extend(result.requested)
-        skipped.extend(result.skipped)
-    return CancelResult(cancelled, requested, skipped)
-
-
-def purge_jobs(store: Store, ids: Sequence[str]) -> PurgeResult:
-    """Delete jobs for good; processing jobs are refused (cancel them first)."""
-    deleted = 0
-    processing: list[str] = []
-    missing: list[str] = []
-    for batch in _batches(ids):
-        found = {job.id: job for job in store.get_many(batch)}
-        missing.extend(i for i in batch if i not in found)
-        busy = {i for i, job in found.items() if job.state is JobState.PROCESSING}
-        processing.extend(i for i in batch if i in busy)
-        deletable = [i for i in found if i not in busy]
-        if deletable:
-            deleted += store.delete(deletable)
-    return PurgeResult(deleted, processing, missing)
+# Bulk operations (retry, cancel, purge, prioritize, move) are App methods backed by
+# conveyor.job_controls, which reports every skipped id with its reason.
 
 
 # --- overviews --------------------------------------------------------------------------------
@@ -268,6 +183,8 @@ class QueueRow:
     """Every state of :data:`STATE_ORDER`, zeros included."""
     oldest_pending_age: float | None = None
     """Seconds since the oldest pending job became due; None when nothing is pending."""
+    paused: bool = False
+    """Workers do not claim from the queue (``conveyor queues pause``)."""
 
     @property
     def total(self) -> int:
@@ -281,19 +198,24 @@ class QueueRow:
             "counts": dict(self.counts),
             "total": self.total,
             "oldest_pending_age": self.oldest_pending_age,
+            "paused": self.paused,
         }
 
 
 def queue_overview(store: Store, now: float) -> list[QueueRow]:
-    """One row per queue that has jobs, sorted by name."""
+    """One row per queue that has jobs or is paused, sorted by name."""
+    paused = queue_control.paused_queues(store)
     rows: list[QueueRow] = []
-    for entry in sorted(store.stats(), key=lambda c: c.queue):
+    for entry in store.stats():
         counts = {state.value: int(entry.counts.get(state.value, 0)) for state in STATE_ORDER}
         age = None
         if entry.oldest_pending_at is not None:
             age = max(now - entry.oldest_pending_at, 0.0)
-        rows.append(QueueRow(entry.queue, counts, age))
-    return rows
+        rows.append(QueueRow(entry.queue, counts, age, entry.queue in paused))
+    listed = {row.queue for row in rows}
+    empty = {state.value: 0 for state in STATE_ORDER}
+    rows.extend(QueueRow(q, dict(empty), None, True) for q in paused if q not in listed)
+    return sorted(rows, key=lambda row: row.queue)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

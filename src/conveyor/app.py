@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from conveyor import validation
+from conveyor import job_controls, queue_control, validation
 from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
 from conveyor.codec.size import call_data_size
@@ -22,6 +22,7 @@ from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownT
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
 from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
+from conveyor.job_controls import JobsChanged, Selection
 from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
 from conveyor.retry import RetryPolicy
 from conveyor.stores import open_store
@@ -562,6 +563,64 @@ class App:
         if job.result is None:
             return None
         return self.codec.decode(job.result, aad=job.id.encode() + b":result")
+
+    # job and queue controls --------------------------------------------------------------
+    def resolve_job_id(self, id_or_prefix: str) -> str:
+        """The full id of the one job ``id_or_prefix`` names (a full id or a unique prefix).
+
+        Raises:
+            JobNotFound: No job id starts with it.
+            AmbiguousJobId: Several do.
+        """
+        return job_controls.resolve_id(self.store, id_or_prefix)
+
+    def resolve_job_ids(self, ids: Sequence[str]) -> list[str]:
+        """Full ids for ids or unique prefixes; one that names no job is kept as given.
+
+        Raises:
+            AmbiguousJobId: A prefix matches several jobs.
+        """
+        return job_controls.resolve_ids(self.store, ids)
+
+    def retry_jobs(self, jobs: Selection) -> JobsChanged:
+        """Move failed/cancelled jobs back to pending with fresh attempts.
+
+        ``jobs`` is ids (or unique prefixes), or a :class:`JobQuery` whose every match
+        is taken; so for every bulk method here."""
+        return job_controls.retry(self.store, job_controls.selected(self.store, jobs))
+
+    def cancel_jobs(self, jobs: Selection, *, force: bool = False) -> JobsChanged:
+        """Cancel jobs: waiting ones at once, running ones at their next heartbeat (or at
+        once with ``force``)."""
+        ids = job_controls.selected(self.store, jobs)
+        return job_controls.cancel(self.store, ids, force=force)
+
+    def purge_jobs(self, jobs: Selection) -> JobsChanged:
+        """Delete jobs for good; processing ones are skipped (cancel them first)."""
+        return job_controls.purge(self.store, job_controls.selected(self.store, jobs))
+
+    def prioritize_jobs(self, jobs: Selection, priority: int | str) -> JobsChanged:
+        """Set the priority (-100..100 or critical/high/normal/low) of waiting jobs."""
+        value = validation.priority(priority)  # refused before anything is selected
+        return job_controls.prioritize(self.store, job_controls.selected(self.store, jobs), value)
+
+    def move_jobs(self, jobs: Selection, queue: str) -> JobsChanged:
+        """Move waiting jobs (pending, scheduled, retrying, blocked) to ``queue``."""
+        target = validation.queue_name(queue)  # refused before anything is selected
+        return job_controls.move(self.store, job_controls.selected(self.store, jobs), target)
+
+    def pause_queue(self, name: str) -> bool:
+        """Stop every worker on this store claiming from ``name`` (within one poll
+        interval); enqueueing still works. False if it was already paused."""
+        return bool(queue_control.pause_queues(self.store, [name]).changed)
+
+    def resume_queue(self, name: str) -> bool:
+        """Let workers claim from ``name`` again. False if it was not paused."""
+        return bool(queue_control.resume_queues(self.store, [name]).changed)
+
+    def paused_queues(self) -> list[str]:
+        """The paused queues of this store, by name."""
+        return sorted(queue_control.paused_queues(self.store))
 
     # running -----------------------------------------------------------------------------
     def run_sync(

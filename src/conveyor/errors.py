@@ -21,7 +21,8 @@
     │   ├── StoreUnavailable        connection lost / database locked too long
     │   ├── IllegalTransition       a state change the state machine forbids
     │   ├── LeaseLost               fencing: the lease token no longer holds the job
-    │   └── JobNotFound             no job with that id
+    │   ├── JobNotFound             no job with that id (or id prefix)
+    │   └── AmbiguousJobId          an id prefix that matches several jobs
     └── JobFailure                  base for errors raised *by* job code on purpose
         └── TaskTimeout             soft timeout fired inside the handler
 
@@ -191,6 +192,18 @@ class JobNotFound(StoreError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"no job with id {job_id!r}")
+
+
+class AmbiguousJobId(StoreError):
+    """An id prefix matches more than one job."""
+
+    def __init__(self, prefix: str, candidates: list[str], *, more: bool = False) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        listed = ", ".join(candidates) + (", …" if more else "")
+        super().__init__(
+            f"id prefix {prefix!r} matches several jobs ({listed}); give more characters"
+        )
 
 
 class JobFailure(ConveyorError):

@@ -310,6 +310,24 @@ class StoreComparison(RuleBasedStateMachine):
                 sorted(getattr(cancel_drv, field)),
             )
 
+    @precondition(lambda self: bool(self.ids))
+    @rule(
+        picks=st.lists(PICK, min_size=1, max_size=3),
+        priority=st.sampled_from([-5, 0, 7]),
+        queue=st.sampled_from(QUEUES),
+        move=st.booleans(),
+    )
+    def control(self, picks: list[int], priority: int, queue: str, move: bool) -> None:
+        """Re-prioritize or move waiting jobs, as from the CLI or dashboard."""
+        ids = self._pick_ids(picks)
+        if move:
+            ref, drv = self._both("move", lambda store, _: store.move(ids, queue))
+        else:
+            ref, drv = self._both(
+                "reprioritize", lambda store, _: store.reprioritize(ids, priority)
+            )
+        self._agree("move" if move else "reprioritize", ref, drv)
+
     @rule(seconds=ADVANCE)
     def advance_clock(self, seconds: float) -> None:
         self.clock.advance(seconds)

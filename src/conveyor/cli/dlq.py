@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import click
 
 from conveyor import admin
 from conveyor.cli import render
-from conveyor.cli.jobs import confirm_count, plural, purge_line
+from conveyor.cli.jobs import confirm_count, plural, purge_line, report
+from conveyor.job_controls import JobsChanged, Skipped
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
@@ -23,22 +25,31 @@ def _choose(
     *,
     verb: str,
     yes: bool,
-) -> list[str]:
-    """Failed jobs to act on: given ids (only those in the DLQ), or a confirmed selection."""
+    output: str,
+) -> tuple[list[str], list[str]]:
+    """Failed jobs to act on: given ids or unique prefixes (only those in the DLQ), or a
+    confirmed selection; and the given ids that are not in the DLQ."""
     if not (ids or queue or task or select_all):
         raise click.UsageError(
             f"say which failed jobs to {verb}: give job ids (conveyor dlq {verb} ID...), "
             f"--queue/--task, or --all for the whole dead-letter queue"
         )
-    store = state.app().store
-    query = admin.dlq_query(queue=queue, task=task, ids=ids or None)
-    selected = admin.select_ids(store, query)
+    app = state.app()
+    given = app.resolve_job_ids(ids)
+    selected = admin.select_ids(app.store, admin.dlq_query(queue=queue, task=task, ids=given))
+    err = output == "json"
     if ids and not (queue or task or select_all):
-        outside = len(set(ids)) - len(selected)
+        outside = [i for i in given if i not in set(selected)]
         if outside:
-            click.echo(f"{plural(outside)} not in the dead-letter queue (skipped)")
-        return selected
-    return selected if confirm_count(len(selected), verb, yes) else []
+            click.echo(f"{plural(len(outside))} not in the dead-letter queue (skipped)", err=err)
+        return selected, outside
+    return (selected if confirm_count(len(selected), verb, yes, err=err) else []), []
+
+
+def _report(result: JobsChanged, outside: list[str], output: str, line: str) -> None:
+    """The outcome, counting the given ids that were not in the DLQ as skipped."""
+    skipped = [Skipped(i, "not in the dead-letter queue") for i in outside]
+    report(dataclasses.replace(result, skipped=skipped + result.skipped), output, line)
 
 
 def _selection_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -49,6 +60,7 @@ def _selection_options(fn: click.decorators.FC) -> click.decorators.FC:
             click.option("--task", help="Only failed jobs of this task."),
             click.option("--all", "select_all", is_flag=True, help="Every failed job."),
             click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation."),
+            render.output_option,
         ]
     ):
         fn = option(fn)
@@ -92,16 +104,18 @@ def retry_dlq(
     task: str | None,
     select_all: bool,
     yes: bool,
+    output: str,
 ) -> None:
     """Move failed jobs back to pending with fresh attempts."""
-    chosen = _choose(state, ids, queue, task, select_all, verb="retry", yes=yes)
-    if not chosen:
-        return
-    result = admin.retry_jobs(state.app().store, chosen)
-    line = f"retried {plural(len(result.retried))}"
+    chosen, outside = _choose(
+        state, ids, queue, task, select_all, verb="retry", yes=yes, output=output
+    )
+    result = state.app().retry_jobs(chosen) if chosen else JobsChanged("retry", [], [])
+    line = f"retried {plural(len(result.changed))}"
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (no longer failed)"
-    click.echo(line)
+    if chosen or output == "json":
+        _report(result, outside, output, line)
 
 
 @dlq.command("purge")
@@ -114,9 +128,12 @@ def purge_dlq(
     task: str | None,
     select_all: bool,
     yes: bool,
+    output: str,
 ) -> None:
     """Delete failed jobs for good."""
-    chosen = _choose(state, ids, queue, task, select_all, verb="purge", yes=yes)
-    if not chosen:
-        return
-    click.echo(purge_line(admin.purge_jobs(state.app().store, chosen)))
+    chosen, outside = _choose(
+        state, ids, queue, task, select_all, verb="purge", yes=yes, output=output
+    )
+    result = state.app().purge_jobs(chosen) if chosen else JobsChanged("purge", [], [])
+    if chosen or output == "json":
+        _report(result, outside, output, purge_line(result))

@@ -1,4 +1,5 @@
-"""``conveyor jobs``: list, show, retry, cancel and purge jobs, by id or by filter."""
+"""``conveyor jobs``: list, show, retry, cancel, purge, prioritize and move jobs, by id
+(or unique id prefix) or by filter."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from conveyor import admin
+from conveyor import admin, job_controls, validation
 from conveyor.cli import render
+from conveyor.errors import InvalidOption
 from conveyor.job import JobState
+from conveyor.job_controls import JobsChanged
 from conveyor.stores.base import JobQuery
 
 if TYPE_CHECKING:
@@ -19,6 +22,13 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATE_NAMES = [state.value for state in JobState]
+WAITING: tuple[JobState, ...] = (
+    JobState.PENDING,
+    JobState.SCHEDULED,
+    JobState.RETRYING,
+    JobState.BLOCKED,
+)
+"""States prioritize and move act on, and select by default."""
 FILTER_FLAGS = "--state, --queue, --task, --tag, --since, --until or --text"
 
 
@@ -93,15 +103,17 @@ def query_from(
     )
 
 
-def confirm_count(count: int, verb: str, yes: bool) -> bool:
-    """Say how many jobs match and ask before acting (unless ``yes``); False if none."""
+def confirm_count(count: int, verb: str, yes: bool, *, err: bool = False) -> bool:
+    """Say how many jobs match and ask before acting (unless ``yes``); False if none.
+
+    With ``err`` the messages go to stderr (stdout carries JSON)."""
     if count == 0:
-        click.echo(f"no jobs match; nothing to {verb}")
+        click.echo(f"no jobs match; nothing to {verb}", err=err)
         return False
     noun = "job" if count == 1 else "jobs"
-    click.echo(f"{count} {noun} match")
+    click.echo(f"{count} {noun} match", err=err)
     if not yes:
-        click.confirm(f"{verb.capitalize()} {count} {noun}?", abort=True)
+        click.confirm(f"{verb.capitalize()} {count} {noun}?", abort=True, err=err)
     return True
 
 
@@ -113,19 +125,44 @@ def choose(
     verb: str,
     yes: bool,
     default_states: Sequence[JobState] = (),
+    output: str = "table",
 ) -> list[str]:
-    """Ids to act on: the given ids as they are, or every match of the filter after a
-    confirmation. Refuses when neither is given."""
+    """Ids to act on: the given ids (unique prefixes expanded), or every match of the
+    filter after a confirmation. Refuses when neither is given."""
     if not has_filter(filters):
         if not ids:
             raise click.UsageError(
-                f"say which jobs to {verb}: give job ids (conveyor jobs {verb} ID...) or a "
-                f"filter ({FILTER_FLAGS}); with a filter you are asked to confirm (--yes skips)"
+                f"say which jobs to {verb}: give job ids or unique id prefixes "
+                f"(conveyor jobs {verb} ID...) or a filter ({FILTER_FLAGS}); with a filter "
+                "you are asked to confirm (--yes skips)"
             )
-        return list(dict.fromkeys(ids))
-    query = query_from(filters, ids=ids, default_states=default_states)
-    selected = admin.select_ids(state.app().store, query)
-    return selected if confirm_count(len(selected), verb, yes) else []
+        return state.app().resolve_job_ids(ids)
+    app = state.app()
+    query = query_from(filters, ids=app.resolve_job_ids(ids), default_states=default_states)
+    selected = admin.select_ids(app.store, query)
+    return selected if confirm_count(len(selected), verb, yes, err=output == "json") else []
+
+
+def report(result: JobsChanged, output: str, line: str) -> None:
+    """The outcome of an action: ``line`` as text, or the result as JSON."""
+    if output == "json":
+        render.emit_json(result.to_dict())
+        return
+    click.echo(line)
+
+
+def nothing(action: str, output: str) -> None:
+    """An action that selected no job: JSON output still says so (text was said already)."""
+    if output == "json":
+        render.emit_json(JobsChanged(action, [], []).to_dict())
+
+
+def skipped_text(result: JobsChanged) -> str:
+    """``; N skipped (reason)`` for each distinct reason, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for skipped in result.skipped:
+        counts[skipped.reason] = counts.get(skipped.reason, 0) + 1
+    return "".join(f"; {count} skipped ({reason})" for reason, count in counts.items())
 
 
 def plural(count: int, noun: str = "job") -> str:
@@ -162,9 +199,12 @@ def list_jobs(state: CliState, /, limit: int, offset: int, output: str, **filter
 @render.output_option
 @click.pass_obj
 def show_job(state: CliState, job_id: str, output: str) -> None:
-    """Show everything about one job: arguments, result, attempts and errors."""
+    """Show everything about one job: arguments, result, attempts and errors.
+
+    ID may be a unique prefix of the id (like git's), e.g. the first 8 characters.
+    """
     app = state.app()
-    info = app.get_job(job_id)
+    info = app.get_job(app.resolve_job_id(job_id))
     data = admin.job_to_dict(app, info.job)
     if output == "json":
         state.emit_json({"job": data})
@@ -176,22 +216,29 @@ def show_job(state: CliState, job_id: str, output: str) -> None:
 @click.argument("ids", nargs=-1, metavar="[IDS]...")
 @filter_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@render.output_option
 @click.pass_obj
-def retry(state: CliState, /, ids: tuple[str, ...], yes: bool, **filters: Any) -> None:
+def retry(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **filters: Any) -> None:
     """Move failed or cancelled jobs back to pending, with fresh attempts.
 
     With a filter and no --state, only failed and cancelled jobs are selected.
     """
     chosen = choose(
-        state, ids, filters, verb="retry", yes=yes, default_states=admin.RETRYABLE_STATES
+        state,
+        ids,
+        filters,
+        verb="retry",
+        yes=yes,
+        default_states=admin.RETRYABLE_STATES,
+        output=output,
     )
     if not chosen:
-        return
-    result = admin.retry_jobs(state.app().store, chosen)
-    line = f"retried {plural(len(result.retried))}"
+        return nothing("retry", output)
+    result = state.app().retry_jobs(chosen)
+    line = f"retried {plural(len(result.changed))}"
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (not failed or cancelled, or unknown)"
-    click.echo(line)
+    report(result, output, line)
 
 
 @jobs.command("cancel")
@@ -203,9 +250,16 @@ def retry(state: CliState, /, ids: tuple[str, ...], yes: bool, **filters: Any) -
     help="Cancel processing jobs at once (their lease is revoked) instead of asking them.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@render.output_option
 @click.pass_obj
 def cancel(
-    state: CliState, /, ids: tuple[str, ...], force: bool, yes: bool, **filters: Any
+    state: CliState,
+    /,
+    ids: tuple[str, ...],
+    force: bool,
+    yes: bool,
+    output: str,
+    **filters: Any,
 ) -> None:
     """Cancel jobs that have not finished.
 
@@ -213,12 +267,18 @@ def cancel(
     at their next heartbeat), or stopped at once with --force.
     """
     chosen = choose(
-        state, ids, filters, verb="cancel", yes=yes, default_states=admin.CANCELLABLE_STATES
+        state,
+        ids,
+        filters,
+        verb="cancel",
+        yes=yes,
+        default_states=admin.CANCELLABLE_STATES,
+        output=output,
     )
     if not chosen:
-        return
-    result = admin.cancel_jobs(state.app().store, chosen, force=force)
-    line = f"cancelled {plural(len(result.cancelled))}"
+        return nothing("cancel", output)
+    result = state.app().cancel_jobs(chosen, force=force)
+    line = f"cancelled {plural(len(result.changed))}"
     if result.requested:
         line += (
             f"; asked {plural(len(result.requested), 'running job')} to stop "
@@ -226,27 +286,121 @@ def cancel(
         )
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (already finished, or unknown)"
-    click.echo(line)
+    report(result, output, line)
 
 
 @jobs.command("purge")
 @click.argument("ids", nargs=-1, metavar="[IDS]...")
 @filter_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@render.output_option
 @click.pass_obj
-def purge(state: CliState, /, ids: tuple[str, ...], yes: bool, **filters: Any) -> None:
+def purge(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **filters: Any) -> None:
     """Delete jobs for good. Processing jobs are refused: cancel them first."""
-    chosen = choose(state, ids, filters, verb="purge", yes=yes)
+    chosen = choose(state, ids, filters, verb="purge", yes=yes, output=output)
     if not chosen:
-        return
-    click.echo(purge_line(admin.purge_jobs(state.app().store, chosen)))
+        return nothing("purge", output)
+    result = state.app().purge_jobs(chosen)
+    report(result, output, purge_line(result))
 
 
-def purge_line(result: admin.PurgeResult) -> str:
+def purge_line(result: JobsChanged) -> str:
     """``deleted N jobs; M skipped …`` for a purge."""
-    line = f"deleted {plural(result.deleted)}"
-    if result.processing:
-        line += f"; {len(result.processing)} skipped (processing: cancel them first)"
-    if result.missing:
-        line += f"; {len(result.missing)} skipped (unknown id)"
+    unknown = sum(1 for s in result.skipped if s.reason == job_controls.UNKNOWN)
+    line = f"deleted {plural(len(result.changed))}"
+    if len(result.skipped) > unknown:
+        line += f"; {len(result.skipped) - unknown} skipped (processing: cancel them first)"
+    if unknown:
+        line += f"; {unknown} skipped (unknown id)"
     return line
+
+
+class PriorityType(click.ParamType[int]):
+    """An integer from -100 to 100, or critical/high/normal/low."""
+
+    name = "PRIORITY"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The priority, or a usage error that gives the accepted range and names."""
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        try:
+            return validation.priority(int(text) if text.lstrip("+-").isdigit() else text)
+        except InvalidOption as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@jobs.command("prioritize")
+@click.argument("ids", nargs=-1, metavar="[IDS]...")
+@filter_options
+@click.option(
+    "--priority",
+    "-p",
+    type=PriorityType(),
+    required=True,
+    help="New priority: -100..100 (higher runs first) or critical, high, normal, low.",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@render.output_option
+@click.pass_obj
+def prioritize(
+    state: CliState,
+    /,
+    ids: tuple[str, ...],
+    priority: int,
+    yes: bool,
+    output: str,
+    **filters: Any,
+) -> None:
+    """Change the priority of waiting jobs (pending, scheduled, retrying, blocked).
+
+    A pending job takes its new place in its queue at once. With a filter and no
+    --state, only waiting jobs are selected.
+    """
+    chosen = choose(
+        state,
+        ids,
+        filters,
+        verb="prioritize",
+        yes=yes,
+        default_states=WAITING,
+        output=output,
+    )
+    if not chosen:
+        return nothing("prioritize", output)
+    result = state.app().prioritize_jobs(chosen, priority)
+    line = f"set priority {priority} on {plural(len(result.changed))}{skipped_text(result)}"
+    report(result, output, line)
+
+
+@jobs.command("move")
+@click.argument("ids", nargs=-1, metavar="[IDS]...")
+@filter_options
+@click.option("--to-queue", "to_queue", required=True, metavar="QUEUE", help="Target queue.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@render.output_option
+@click.pass_obj
+def move(
+    state: CliState,
+    /,
+    ids: tuple[str, ...],
+    to_queue: str,
+    yes: bool,
+    output: str,
+    **filters: Any,
+) -> None:
+    """Move waiting jobs (pending, scheduled, retrying, blocked) to another queue.
+
+    Workers of the target queue pick moved pending jobs up at once. With a filter and
+    no --state, only waiting jobs are selected.
+    """
+    target = validation.queue_name(to_queue, "--to-queue")
+    chosen = choose(
+        state, ids, filters, verb="move", yes=yes, default_states=WAITING, output=output
+    )
+    if not chosen:
+        return nothing("move", output)
+    result = state.app().move_jobs(chosen, target)
+    line = f"moved {plural(len(result.changed))} to {target}{skipped_text(result)}"
+    report(result, output, line)

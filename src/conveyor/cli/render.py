@@ -245,6 +245,7 @@ def queues_table(rows: Sequence[QueueRow]) -> None:
         return
     table = _table()
     table.add_column("queue", style="bold")
+    table.add_column("status")
     for state in STATE_ORDER:
         table.add_column(state.value, justify="right", header_style=STATE_STYLES[state.value])
     table.add_column("total", justify="right")
@@ -252,6 +253,7 @@ def queues_table(rows: Sequence[QueueRow]) -> None:
     for row in rows:
         table.add_row(
             row.queue,
+            "[yellow]paused[/]" if row.paused else "active",
             *(str(row.counts.get(state.value, 0)) for state in STATE_ORDER),
             str(row.total),
             age(row.oldest_pending_age),

@@ -453,3 +453,30 @@ class Store(Protocol):
     ) -> list[Record]:
         """Live records of ``namespace`` whose key starts with ``prefix``, by key."""
         ...
+
+    # job controls --------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs (pending, scheduled, retrying, blocked) in one
+        atomic step; return their ids. Other and unknown ids are left alone.
+
+        A pending job takes its new place in its queue's claim order at once. ``now`` is
+        accepted like the other management methods; nothing here depends on time."""
+        ...
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs (pending, scheduled, retrying, blocked) to ``queue`` in one
+        atomic step; return their ids (those already in ``queue`` included). Other and
+        unknown ids are left alone.
+
+        A moved pending job is claimable from ``queue`` at once (its claim order index
+        follows) and wakes the workers waiting for work."""
+        ...
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids that start with ``prefix`` (normalized by
+        :func:`conveyor.stores.controls.normalize_prefix`), in id order, at most ``limit``
+        (1 to 1000). When more match, which ``limit`` of them are returned is up to the
+        driver: callers use it to resolve a unique prefix or list candidates."""
+        ...

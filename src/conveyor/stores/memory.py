@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from conveyor.clock import Clock, SystemClock
@@ -37,6 +37,7 @@ from conveyor.job import (
     check_no_cycle,
     check_transition,
 )
+from conveyor.stores import controls
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -667,6 +668,40 @@ class MemoryStore:
             if moved:
                 self._wake()
         return moved
+
+    # job controls ------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs; the claim order reads it directly."""
+        value = controls.check_priority(priority)
+        return self._change_waiting(job_ids, lambda job: dataclasses.replace(job, priority=value))
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs to ``queue``; wake waiters when a pending one moved."""
+        target = controls.check_queue(queue)
+        return self._change_waiting(job_ids, lambda job: dataclasses.replace(job, queue=target))
+
+    def _change_waiting(self, job_ids: Sequence[str], change: Callable[[Job], Job]) -> list[str]:
+        changed: list[str] = []
+        with self._lock:
+            for job_id in unique_ids(job_ids):
+                job = self._jobs.get(job_id)
+                if job is None or job.state not in controls.MOVABLE_STATES:
+                    continue
+                self._jobs[job_id] = change(job)
+                changed.append(job_id)
+            if any(self._jobs[i].state is S.PENDING for i in changed):
+                self._wake()
+        return changed
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``, lowest first (a scan: the reference, not fast)."""
+        start = controls.normalize_prefix(prefix)
+        controls.check_find_limit(limit)
+        with self._lock:
+            found = sorted(i for i in self._jobs if i.startswith(start))
+        return found[:limit]
 
     # nodes -------------------------------------------------------------------------------
     def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:

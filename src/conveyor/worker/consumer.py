@@ -21,6 +21,7 @@ from conveyor.errors import CancelInterrupt, LeaseLost, StoreError
 from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
 from conveyor.job import Lease
 from conveyor.maintenance.rescuer import Rescuer
+from conveyor.queue_control import PausedQueues
 from conveyor.queues import QueueSelector, parse_queues
 from conveyor.stores.base import ClaimParams, Completion
 from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
@@ -79,6 +80,7 @@ class Worker:
         )
         self.queue_spec = parse_queues(settings.queues)
         self.selector = QueueSelector(self.queue_spec)
+        self.paused_queues = PausedQueues(self.store, app.clock, settings.poll_interval)
         self.interrupter = Interrupter()
         self.gate = Gate(app, slot_ttl=settings.lease_seconds)
         self.executor = Executor(app, self.worker_id, self.interrupter, self.gate)
@@ -246,7 +248,7 @@ class Worker:
         """Acknowledge finished jobs and claim the next batch in one store call."""
         acks, self._acks = self._acks, []
         params = ClaimParams(
-            queues=self.selector.next_order(),
+            queues=self.paused_queues.filter(self.selector.next_order()),
             worker_id=self.worker_id,
             limit=self.settings.prefetch,
             lease_for=self.settings.lease_seconds,
@@ -312,12 +314,13 @@ class Worker:
         """Burst mode: nothing in our queues is pending, running or due to retry soon.
 
         Blocked jobs alone do not keep the worker: their dependencies are either in
-        these counts already or served elsewhere.
+        these counts already or served elsewhere. Paused queues do not keep it either.
         """
         busy = ("pending", "processing", "retrying")
         horizon = self.burst_horizon
+        paused = self.paused_queues.current()
         for counts in self.store.stats():
-            if counts.queue not in self.queue_spec.names:
+            if counts.queue not in self.queue_spec.names or counts.queue in paused:
                 continue
             if any(counts.counts.get(state, 0) for state in busy):
                 self._wait_briefly()

@@ -42,6 +42,7 @@ from conveyor.job import (
     check_no_cycle,
     check_transition,
 )
+from conveyor.stores import controls
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -691,6 +692,46 @@ class FileStore:
             return deleted
 
         return self._write(work)
+
+    # job controls ------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs in one commit (a pending job's marker is renamed
+        to its new place in the claim order)."""
+        value = controls.check_priority(priority)
+        return self._change_waiting(job_ids, lambda job: dataclasses.replace(job, priority=value))
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs to ``queue`` in one commit (each marker moves to the new queue's
+        index directory); waiters are woken when a pending job moved."""
+        target = controls.check_queue(queue)
+        return self._change_waiting(job_ids, lambda job: dataclasses.replace(job, queue=target))
+
+    def _change_waiting(self, job_ids: Sequence[str], change: Callable[[Job], Job]) -> list[str]:
+        def work(tx: Transaction) -> list[str]:
+            changed: list[str] = []
+            for job_id in unique_ids(job_ids):
+                job = tx.job(job_id)
+                if job is None or job.state not in controls.MOVABLE_STATES:
+                    continue
+                tx.put(change(job))
+                changed.append(job_id)
+            return changed
+
+        return self._write(work)
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``, from one listing of the jobs directory."""
+        start = controls.normalize_prefix(prefix)
+        controls.check_find_limit(limit)
+        names = self._dir.listdir(layout.JOBS_DIR)
+        found = sorted(
+            name[: -len(".json")]
+            for name in names
+            if name.startswith(start) and name.endswith(".json") and is_job_id(name[:-5])
+        )
+        return found[:limit]
 
     # nodes -------------------------------------------------------------------------------
     def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:

@@ -42,7 +42,7 @@ from conveyor.job import (
     check_no_cycle,
     check_transition,
 )
-from conveyor.stores import base
+from conveyor.stores import base, controls
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -60,6 +60,7 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.postgres import controls as pg_controls
 from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres import records, schema
 from conveyor.stores.postgres.connection import (
@@ -615,6 +616,33 @@ class PostgresStore:
             return moved
 
         return self._run(work)
+
+    # job controls --------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs in one ``UPDATE``."""
+        value = controls.check_priority(priority)
+        return self._change_waiting(pg_controls.SET_PRIORITY, value, job_ids)
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs to ``queue`` in one ``UPDATE``; NOTIFY if one is pending."""
+        target = controls.check_queue(queue)
+        return self._change_waiting(pg_controls.SET_QUEUE, target, job_ids)
+
+    def _change_waiting(self, statement: str, value: object, job_ids: Sequence[str]) -> list[str]:
+        def work(cur: Cursor[Any]) -> list[str]:
+            changed, pending = pg_controls.change_waiting(cur, statement, value, job_ids)
+            if pending:
+                self._notify(cur)
+            return changed
+
+        return self._run(work)
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``: one range scan of the primary key."""
+        low, high = controls.prefix_bounds(controls.normalize_prefix(prefix))
+        return self._run(pg_controls.find_ids, low, high, controls.check_find_limit(limit))
 
     # nodes ---------------------------------------------------------------------------------
     def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:

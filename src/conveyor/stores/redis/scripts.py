@@ -17,6 +17,7 @@ NAMES = (
     "prune",
     "prune_nodes",
     "records",
+    "controls",
 )
 
 

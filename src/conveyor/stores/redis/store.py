@@ -41,7 +41,7 @@ from conveyor.job import (
     StateCounts,
     check_no_cycle,
 )
-from conveyor.stores import redact
+from conveyor.stores import controls, redact
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -215,6 +215,11 @@ def _raise_script_error(exc: redis.ResponseError) -> None:
                 "id", f"a job with id {args[0]} already exists (ids must be unique)"
             ) from exc
         raise LeaseLost(args[0]) from exc
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a ``SCAN MATCH`` pattern (the DSN's prefix may hold ``*``)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _text(value: object) -> str:
@@ -691,6 +696,42 @@ class RedisStore:
             return 0
         t = codec.num(self.clock.now())
         return int(self._run("manage", [t, "delete", "", "", *ids]))
+
+    # job controls ------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs (one script: atomic, claim order re-filed)."""
+        value = controls.check_priority(priority)
+        return self._change_waiting("priority", str(value), job_ids)
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs to ``queue`` (one script: atomic, every index follows)."""
+        target = controls.check_queue(queue)
+        return self._change_waiting("queue", target, job_ids)
+
+    def _change_waiting(self, op: str, value: str, job_ids: Sequence[str]) -> list[str]:
+        ids = unique_ids(job_ids)
+        if not ids:
+            return []
+        return [_text(i) for i in self._run("controls", [op, value, *ids])]
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``, by ``SCAN MATCH`` over the job keys.
+
+        Redis keeps no ordered index of ids, so this walks the key space (a few hundred
+        round trips per million keys): fine for a command line, not for a hot path."""
+        start = controls.normalize_prefix(prefix)
+        controls.check_find_limit(limit)
+        head = self._key("job", "")
+        found: set[str] = set()
+        client = self._redis()
+        with _guard():
+            for key in client.scan_iter(match=f"{_glob_escape(head)}{start}*", count=1000):
+                found.add(_text(key)[len(head) :])
+                if len(found) >= limit:
+                    break
+        return sorted(found)[:limit]
 
     # nodes -------------------------------------------------------------------------------
     def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:

@@ -31,7 +31,7 @@ from conveyor.job import (
     check_no_cycle,
     check_transition,
 )
-from conveyor.stores import base
+from conveyor.stores import base, controls
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -51,6 +51,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.node_records import node_from_json, node_params
 from conveyor.stores.records import check_record
+from conveyor.stores.sqlite import controls as sqlite_controls
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite import records, schema
 from conveyor.stores.sqlite.checkpoint import Checkpointer
@@ -570,6 +571,30 @@ class SQLiteStore:
         if moved:
             self._wake.notify()
         return moved
+
+    # job controls --------------------------------------------------------------------------
+    def reprioritize(
+        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
+    ) -> list[str]:
+        """Set the priority of waiting jobs in one ``UPDATE``."""
+        value = controls.check_priority(priority)
+        return self._change_waiting(sqlite_controls.SET_PRIORITY, value, job_ids)
+
+    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
+        """Move waiting jobs to ``queue`` in one ``UPDATE``; wake waiters if one is pending."""
+        target = controls.check_queue(queue)
+        return self._change_waiting(sqlite_controls.SET_QUEUE, target, job_ids)
+
+    def _change_waiting(self, statement: str, value: object, job_ids: Sequence[str]) -> list[str]:
+        changed, pending = self._write(sqlite_controls.change_waiting, statement, value, job_ids)
+        if pending:
+            self._wake.notify()
+        return changed
+
+    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``: one range scan of the primary key."""
+        low, high = controls.prefix_bounds(controls.normalize_prefix(prefix))
+        return self._read(sqlite_controls.find_ids, low, high, controls.check_find_limit(limit))
 
     # nodes ---------------------------------------------------------------------------------
     def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
