@@ -16,7 +16,7 @@ from conveyor import JobState
 from conveyor.job import Job
 from conveyor.stores.base import ClaimParams
 
-from .conftest import MODULE, Project, subprocess_env
+from .conftest import MODULE, Project, errors, subprocess_env
 
 
 def _waiting_and_done(project: Project) -> dict[str, str]:
@@ -31,8 +31,10 @@ def _waiting_and_done(project: Project) -> dict[str, str]:
 
 
 def _json(result_stdout: str) -> dict[str, Any]:
+    """The command's JSON object without its ``store`` key (which must name jobs.db)."""
     data = json.loads(result_stdout)
     assert isinstance(data, dict)
+    assert data.pop("store").endswith("/jobs.db")
     return data
 
 
@@ -192,7 +194,7 @@ def test_show_and_actions_accept_a_unique_prefix(project: Project) -> None:
 
     shown = project.cli("jobs", "show", unique, "-o", "json")
     assert shown.exit_code == 0, shown.output
-    assert _json(shown.stdout)["id"] == second
+    assert _json(shown.stdout)["job"]["id"] == second
 
     moved = project.cli("jobs", "move", "--to-queue", "other", unique.upper(), "-o", "json")
     assert _json(moved.stdout)["changed"] == [second]
@@ -218,7 +220,7 @@ def test_a_prefix_that_matches_nothing_is_not_found(project: Project) -> None:
     result = project.cli("jobs", "show", other * 6)
 
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"error: no job with id {other * 6!r}"
+    assert errors(result).strip() == f"error: no job with id {other * 6!r}"
 
 
 # --- queues pause / resume -------------------------------------------------------------------
@@ -231,7 +233,8 @@ def test_pause_and_resume_show_in_the_overview(project: Project) -> None:
     again = project.cli("queues", "pause", "default", "-o", "json")
     assert _json(again.stdout) == {"changed": [], "unchanged": ["default"]}
 
-    rows = {row["queue"]: row for row in json.loads(project.cli("queues", "-o", "json").stdout)}
+    overview = json.loads(project.cli("queues", "-o", "json").stdout)
+    rows = {row["queue"]: row for row in overview["queues"]}
     assert rows["default"]["paused"] is True
     assert rows["default"]["counts"]["pending"] == 1
     assert rows["idle"]["paused"] is True  # paused before it has any job
@@ -241,7 +244,8 @@ def test_pause_and_resume_show_in_the_overview(project: Project) -> None:
 
     resumed = project.cli("queues", "resume", "default", "other")
     assert resumed.stdout.strip() == "resumed default; not paused: other"
-    rows = {row["queue"]: row for row in json.loads(project.cli("queues", "-o", "json").stdout)}
+    overview = json.loads(project.cli("queues", "-o", "json").stdout)
+    rows = {row["queue"]: row for row in overview["queues"]}
     assert rows["default"]["paused"] is False
     assert project.app.paused_queues() == ["idle"]
 

@@ -46,10 +46,12 @@ def _choose(
     return (selected if confirm_count(len(selected), verb, yes, err=err) else []), []
 
 
-def _report(result: JobsChanged, outside: list[str], output: str, line: str) -> None:
+def _report(
+    state: CliState, result: JobsChanged, outside: list[str], output: str, line: str
+) -> None:
     """The outcome, counting the given ids that were not in the DLQ as skipped."""
     skipped = [Skipped(i, "not in the dead-letter queue") for i in outside]
-    report(dataclasses.replace(result, skipped=skipped + result.skipped), output, line)
+    report(state, dataclasses.replace(result, skipped=skipped + result.skipped), output, line)
 
 
 def _selection_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -115,7 +117,7 @@ def retry_dlq(
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (no longer failed)"
     if chosen or output == "json":
-        _report(result, outside, output, line)
+        _report(state, result, outside, output, line)
 
 
 @dlq.command("purge")
@@ -136,4 +138,4 @@ def purge_dlq(
     )
     result = state.app().purge_jobs(chosen) if chosen else JobsChanged("purge", [], [])
     if chosen or output == "json":
-        _report(result, outside, output, purge_line(result))
+        _report(state, result, outside, output, purge_line(result))

@@ -143,18 +143,18 @@ def choose(
     return selected if confirm_count(len(selected), verb, yes, err=output == "json") else []
 
 
-def report(result: JobsChanged, output: str, line: str) -> None:
+def report(state: CliState, result: JobsChanged, output: str, line: str) -> None:
     """The outcome of an action: ``line`` as text, or the result as JSON."""
     if output == "json":
-        render.emit_json(result.to_dict())
+        state.emit_json(result.to_dict())
         return
     click.echo(line)
 
 
-def nothing(action: str, output: str) -> None:
+def nothing(state: CliState, action: str, output: str) -> None:
     """An action that selected no job: JSON output still says so (text was said already)."""
     if output == "json":
-        render.emit_json(JobsChanged(action, [], []).to_dict())
+        state.emit_json(JobsChanged(action, [], []).to_dict())
 
 
 def skipped_text(result: JobsChanged) -> str:
@@ -233,12 +233,12 @@ def retry(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **fi
         output=output,
     )
     if not chosen:
-        return nothing("retry", output)
+        return nothing(state, "retry", output)
     result = state.app().retry_jobs(chosen)
     line = f"retried {plural(len(result.changed))}"
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (not failed or cancelled, or unknown)"
-    report(result, output, line)
+    report(state, result, output, line)
 
 
 @jobs.command("cancel")
@@ -276,7 +276,7 @@ def cancel(
         output=output,
     )
     if not chosen:
-        return nothing("cancel", output)
+        return nothing(state, "cancel", output)
     result = state.app().cancel_jobs(chosen, force=force)
     line = f"cancelled {plural(len(result.changed))}"
     if result.requested:
@@ -286,7 +286,7 @@ def cancel(
         )
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (already finished, or unknown)"
-    report(result, output, line)
+    report(state, result, output, line)
 
 
 @jobs.command("purge")
@@ -299,9 +299,9 @@ def purge(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **fi
     """Delete jobs for good. Processing jobs are refused: cancel them first."""
     chosen = choose(state, ids, filters, verb="purge", yes=yes, output=output)
     if not chosen:
-        return nothing("purge", output)
+        return nothing(state, "purge", output)
     result = state.app().purge_jobs(chosen)
-    report(result, output, purge_line(result))
+    report(state, result, output, purge_line(result))
 
 
 def purge_line(result: JobsChanged) -> str:
@@ -368,10 +368,10 @@ def prioritize(
         output=output,
     )
     if not chosen:
-        return nothing("prioritize", output)
+        return nothing(state, "prioritize", output)
     result = state.app().prioritize_jobs(chosen, priority)
     line = f"set priority {priority} on {plural(len(result.changed))}{skipped_text(result)}"
-    report(result, output, line)
+    report(state, result, output, line)
 
 
 @jobs.command("move")
@@ -400,7 +400,7 @@ def move(
         state, ids, filters, verb="move", yes=yes, default_states=WAITING, output=output
     )
     if not chosen:
-        return nothing("move", output)
+        return nothing(state, "move", output)
     result = state.app().move_jobs(chosen, target)
     line = f"moved {plural(len(result.changed))} to {target}{skipped_text(result)}"
-    report(result, output, line)
+    report(state, result, output, line)

@@ -44,7 +44,7 @@ def pause(state: CliState, names: tuple[str, ...], output: str) -> None:
     jobs finish. Resume with 'conveyor queues resume'.
     """
     result = queue_control.pause_queues(state.app().store, names)
-    _report(result, output, "paused", "already paused")
+    _report(state, result, output, "paused", "already paused")
 
 
 @queues.command("resume")
@@ -57,12 +57,14 @@ def resume(state: CliState, names: tuple[str, ...], output: str) -> None:
     Workers notice within one poll interval.
     """
     result = queue_control.resume_queues(state.app().store, names)
-    _report(result, output, "resumed", "not paused")
+    _report(state, result, output, "resumed", "not paused")
 
 
-def _report(result: queue_control.QueueChange, output: str, done: str, already: str) -> None:
+def _report(
+    state: CliState, result: queue_control.QueueChange, output: str, done: str, already: str
+) -> None:
     if output == "json":
-        render.emit_json(result.to_dict())
+        state.emit_json(result.to_dict())
         return
     parts = []
     if result.changed:
