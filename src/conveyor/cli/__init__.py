@@ -26,6 +26,7 @@ from conveyor.cli.enqueue import enqueue
 from conveyor.cli.info import info, migrate
 from conveyor.cli.jobs import jobs
 from conveyor.cli.nodes import nodes, workers
+from conveyor.cli.prune import prune
 from conveyor.cli.queues import queues
 from conveyor.cli.scaling import scaling
 from conveyor.cli.schedule import schedule, scheduler
@@ -181,6 +182,7 @@ for _command in (
     migrate,
     schedule,
     scheduler,
+    prune,
 ):
     main.add_command(_command)
 main.add_command(bench)

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from conveyor.coordination.lease import LeaderLease
-from conveyor.errors import InvalidOption
+from conveyor.errors import InvalidOption, StoreError
 from conveyor.job import JobState
 from conveyor.maintenance.retention import Retention
 from conveyor.stores.base import PruneParams, Store
@@ -188,6 +188,10 @@ class Pruner:
         return report
 
     def close(self) -> None:
-        """Give the lease up (clean shutdown) so another worker can lead at once."""
+        """Give the lease up (clean shutdown) so another worker can lead at once; on a
+        store error the lease simply expires after its ttl."""
         if self.lease.held:
-            self.lease.release()
+            try:
+                self.lease.release()
+            except StoreError as exc:
+                log.warning("pruner: could not release the lease (%s); it expires by itself", exc)

@@ -7,9 +7,13 @@ A retention is a duration (``45s``, ``30m``, ``12h``, ``1d``, ``2w``) or ``forev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ConfigurationError
 from conveyor.job import JobState
+
+if TYPE_CHECKING:
+    from conveyor.config import WorkerSettings
 
 FOREVER = "forever"
 """The spelling that keeps a state's jobs until they are deleted by hand."""
@@ -59,6 +63,19 @@ class Retention:
             parse_retention(failed, "retention_failed"),
             parse_retention(cancelled, "retention_cancelled"),
         )
+
+    @classmethod
+    def of(cls, settings: WorkerSettings) -> Retention:
+        """The retention a worker with ``settings`` prunes by."""
+        return cls.parse(
+            completed=settings.retention_completed,
+            failed=settings.retention_failed,
+            cancelled=settings.retention_cancelled,
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        """Each state's retention as users write it (``1d``, ``forever``)."""
+        return {state.value: describe(age) for state, age in self.ages()}
 
     def ages(self) -> tuple[tuple[JobState, float | None], ...]:
         """``(state, seconds)`` in the order a pass prunes them."""
