@@ -56,9 +56,13 @@ class PruneReport:
     def summary(self) -> str:
         """One line for logs: counts per state, orphans and timing."""
         counts = " ".join(f"{state}={n}" for state, n in self.deleted.items())
-        verb = "would delete" if self.dry_run else "deleted"
+        if self.dry_run:
+            return (
+                f"would delete {self.jobs} jobs ({counts or 'none'}), "
+                f"counted in {self.seconds:.2f}s"
+            )
         return (
-            f"{verb} {self.jobs} jobs ({counts or 'none'}), {self.orphans} orphaned rows, "
+            f"deleted {self.jobs} jobs ({counts or 'none'}), {self.orphans} orphaned rows, "
             f"in {self.batches} batches, {self.seconds:.2f}s (longest {self.longest_batch:.3f}s)"
         )
 
