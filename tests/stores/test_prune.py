@@ -204,6 +204,26 @@ def test_forever_keeps_a_state(store: Store, clock: FakeClock) -> None:
     assert len(store.get_many(list(old.values()))) == len(old) - 1
 
 
+def test_a_pruned_jobs_records_go_with_it(store: Store, clock: FakeClock) -> None:
+    done = add(store)
+    _complete(store, done)
+    kept = add(store)
+    for job_id in (done, kept):
+        store.put_record("decision", job_id, b"[]", expect_version=None)
+        store.put_record("other", job_id, b"x", expect_version=None)
+    clock.advance(100)
+    _complete(store, kept)
+
+    result = store.prune(
+        PruneParams(completed_after=50, sweep=False, job_records=("decision", "absent"))
+    )
+
+    assert (result.jobs, result.orphans) == (1, 1)
+    assert store.get_record("decision", done) is None
+    assert store.get_record("decision", kept) is not None  # its job is recent
+    assert store.get_record("other", done) is not None  # a namespace not named
+
+
 def test_the_sweep_runs_only_when_asked(store: Store, clock: FakeClock) -> None:
     store.put_record("lease", "gone", b"x", expect_version=None, expires_at=clock.now() + 1)
     clock.advance(10)

@@ -10,6 +10,7 @@ from tests.stores.support import LOCAL_DRIVERS, add, claim_one, open_test_store
 
 from conveyor.clock import FakeClock
 from conveyor.config import WorkerSettings, build
+from conveyor.coordination.decisions import read_decisions, record_decision
 from conveyor.errors import ConfigurationError, InvalidOption
 from conveyor.maintenance.pruner import LEASE_NAME, Pruner, prune
 from conveyor.maintenance.retention import Retention, describe, parse_retention
@@ -202,3 +203,16 @@ def test_nothing_to_keep_takes_no_lease(store: Store, clock: FakeClock) -> None:
 def test_batch_must_be_positive(store: Store) -> None:
     with pytest.raises(InvalidOption, match="batch"):
         prune(store, Retention(), batch=0)
+
+
+def test_a_pass_deletes_the_condition_decisions_of_its_jobs(store: Store, clock: FakeClock) -> None:
+    old, recent = _completed(store, 1)[0], add(store)
+    for job_id in (old, recent):
+        record_decision(store, job_id, "defer", "outside the window", "time_window", 60.0)
+    clock.advance(DAY + 1)
+
+    report = prune(store, Retention())
+
+    assert report.deleted["completed"] == 1 and report.orphans == 1
+    assert read_decisions(store, old) == []
+    assert [d.action for d in read_decisions(store, recent)] == ["defer"]

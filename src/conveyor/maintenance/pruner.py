@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from conveyor.coordination import decisions
 from conveyor.coordination.lease import LeaderLease
 from conveyor.errors import InvalidOption, StoreError
 from conveyor.job import JobState
@@ -28,6 +29,8 @@ log = logging.getLogger("conveyor.pruner")
 LEASE_NAME = "pruner"
 BATCH = 1000
 """Jobs deleted per transaction."""
+JOB_RECORDS = (decisions.NAMESPACE,)
+"""Record namespaces keyed by job id, deleted with their job."""
 STEP_BUDGET = 1.0
 """Seconds a worker's pruning step may take before it yields to its host's other work."""
 
@@ -39,7 +42,9 @@ class PruneReport:
     deleted: dict[str, int] = field(default_factory=dict)
     """Jobs per state (``completed``, ``failed``, ``cancelled``)."""
     orphans: int = 0
-    """Key holds, dependency rows and expired records swept."""
+    """Rows deleted beside the jobs: their key holds, dependency rows and decision
+    records, and what the final sweep found (orphans of other deletions, expired
+    records)."""
     batches: int = 0
     seconds: float = 0.0
     longest_batch: float = 0.0
@@ -97,6 +102,7 @@ def prune(
             report.longest_batch = max(report.longest_batch, clock.monotonic() - t0)
             report.batches += 1
             report.deleted[state.value] += result.jobs
+            report.orphans += result.orphans
             if dry_run or result.jobs < batch:
                 break
             if budget is not None and clock.monotonic() - started >= budget:
@@ -105,7 +111,7 @@ def prune(
                 return report
     if not dry_run:
         t0 = clock.monotonic()
-        report.orphans = store.prune(_sweep_params(now)).orphans
+        report.orphans += store.prune(_sweep_params(now)).orphans
         report.longest_batch = max(report.longest_batch, clock.monotonic() - t0)
         report.batches += 1
     report.seconds = clock.monotonic() - started
@@ -124,6 +130,7 @@ def _params(
         now=now,
         sweep=False,
         dry_run=dry_run,
+        job_records=JOB_RECORDS,
     )
 
 

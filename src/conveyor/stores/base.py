@@ -170,6 +170,9 @@ class PruneParams:
     records: a scan of those tables, so a pass asks for it once, on its last call."""
     dry_run: bool = False
     """Count the jobs that would go (all of them, ``limit`` ignored); delete nothing."""
+    job_records: tuple[str, ...] = ()
+    """Record namespaces keyed by job id (e.g. condition decisions): a deleted job's
+    records there are deleted with it (counted with the orphans)."""
 
 
 @dataclass(frozen=True, slots=True)

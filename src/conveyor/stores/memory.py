@@ -578,6 +578,7 @@ class MemoryStore:
             for _, job_id in old[: params.limit]:
                 orphans += self._drop_holds_of(self._jobs.pop(job_id))
                 self._dependents.pop(job_id, None)
+                orphans += sum(self._records.delete(ns, job_id, None) for ns in params.job_records)
             if params.sweep:
                 orphans += self._drop_orphans(t) + self._records.drop_expired(t)
         return PruneResult(min(len(old), params.limit), orphans)

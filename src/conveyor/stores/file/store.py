@@ -567,6 +567,9 @@ class FileStore:
             orphans = 0
             for _, job_id in sorted(doomed)[: params.limit]:
                 orphans += _drop_holds_of(tx, job_id)
+                orphans += sum(
+                    file_records.delete(tx, ns, job_id, None) for ns in params.job_records
+                )
                 tx.drop(job_id)
                 tx.pop_dependents(job_id)
             if params.sweep:

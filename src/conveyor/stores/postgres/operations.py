@@ -200,6 +200,8 @@ def prune_jobs(cur: Cursor[Any], params: PruneParams, now: float) -> PruneResult
             orphans += cur.execute(q.DROP_IDEMPOTENCY_OF, (list(keys), list(owners))).rowcount
         cur.execute(q.DELETE_JOBS, (ids,))
         orphans += cur.execute(q.DELETE_EDGES_OF_MANY, {"ids": ids}).rowcount
+        for namespace in params.job_records:
+            orphans += cur.execute(q.DROP_JOB_RECORDS, (namespace, ids)).rowcount
     if params.sweep:
         orphans += cur.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
         orphans += cur.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount

@@ -117,6 +117,7 @@ DROP_UNIQUE_OF: Final = """
 DELETE FROM unique_keys AS u USING unnest(%s::text[], %s::text[]) AS d(key, job_id)
 WHERE u.key = d.key AND u.job_id = d.job_id
 """
+DROP_JOB_RECORDS: Final = "DELETE FROM records WHERE namespace = %s AND key = ANY(%s::text[])"
 DROP_IDEMPOTENCY_OF: Final = """
 DELETE FROM idempotency_keys AS k USING unnest(%s::text[], %s::text[]) AS d(key, job_id)
 WHERE k.key = d.key AND k.job_id = d.job_id

@@ -531,7 +531,13 @@ class RedisStore:
             return PruneResult(sum(counts), 0)
         jobs, orphans = self._run(
             "prune",
-            [codec.num(t), str(params.limit), *cutoffs.values(), "1" if params.sweep else "0"],
+            [
+                codec.num(t),
+                str(params.limit),
+                *cutoffs.values(),
+                "1" if params.sweep else "0",
+                *params.job_records,
+            ],
         )
         return PruneResult(int(jobs), int(orphans))
 

@@ -195,6 +195,8 @@ def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> Pru
         ).rowcount
         conn.execute(q.DELETE_JOBS, (ids,))
         orphans += conn.execute(q.DELETE_EDGES_OF_MANY, (ids,)).rowcount
+        for namespace in params.job_records:
+            orphans += conn.execute(q.DROP_JOB_RECORDS, (namespace, ids)).rowcount
     if params.sweep:
         orphans += conn.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
         orphans += conn.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount

@@ -127,6 +127,9 @@ WHERE state IN ('completed', 'failed', 'cancelled') AND state = ? AND finished_a
 """
 DROP_UNIQUE_OF: Final = "DELETE FROM unique_keys WHERE key = ? AND job_id = ?"
 DROP_IDEMPOTENCY_OF: Final = "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?"
+DROP_JOB_RECORDS: Final = (
+    "DELETE FROM records WHERE namespace = ? AND key IN (SELECT value FROM json_each(?))"
+)
 DELETE_JOBS: Final = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
 DELETE_EDGES_OF_MANY: Final = """
 DELETE FROM job_dependencies

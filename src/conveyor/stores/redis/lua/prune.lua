@@ -1,5 +1,6 @@
 -- ARGV: prefix, now, limit, cutoff completed, cutoff failed, cutoff cancelled ('' = keep),
--- sweep ('1' or '0')
+-- sweep ('1' or '0'), then record namespaces keyed by job id (a job's records there go
+-- with it)
 -- Deletes up to `limit` terminal jobs finished at or before their cutoff, oldest first,
 -- with the key holds they own; with sweep, then orphaned key holds and up to `limit`
 -- expired records (all counted as orphans). Without sweep the work is O(limit).
@@ -26,6 +27,10 @@ for i, state in ipairs(states) do
             orphans = orphans + 1
           end
         end
+      end
+      for n = 8, #ARGV do
+        orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
+        redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
       end
       drop_job(id)
       redis.call('DEL', P .. ':dependents:' .. id)
