@@ -62,6 +62,7 @@ def test_prune_deletes_old_jobs_per_state(project: Project) -> None:
     assert [job.state for job in store.get_many(recent)] == [JobState.COMPLETED] * 2
     again = json.loads(project.cli("prune", "--completed", "1h", "-o", "json").output)
     assert again["deleted"]["completed"] == 0
+    assert again["related_rows"] == 0
 
 
 def test_retention_from_the_environment(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,7 +83,7 @@ def prune(
                 "dry_run": dry_run,
                 "retention": retention.as_dict(),
                 "deleted": report.deleted,
-                "orphans": report.orphans,
+                "related_rows": report.orphans,
                 "batches": report.batches,
                 "seconds": round(report.seconds, 6),
                 "longest_batch_seconds": round(report.longest_batch, 6),
@@ -99,6 +99,7 @@ def prune(
             click.echo(f"{name}: kept forever")
     if not dry_run:
         click.echo(
-            f"{report.orphans} orphaned rows swept; {report.batches} batches in "
+            f"{report.orphans} related rows deleted (key holds, dependency rows, records); "
+            f"{report.batches} batches in "
             f"{report.seconds:.2f}s (longest {report.longest_batch:.3f}s)"
         )

@@ -67,7 +67,7 @@ class PruneReport:
                 f"counted in {self.seconds:.2f}s"
             )
         return (
-            f"deleted {self.jobs} jobs ({counts or 'none'}), {self.orphans} orphaned rows, "
+            f"deleted {self.jobs} jobs ({counts or 'none'}) and {self.orphans} related rows, "
             f"in {self.batches} batches, {self.seconds:.2f}s (longest {self.longest_batch:.3f}s)"
         )
 
