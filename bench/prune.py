@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import tempfile
 import threading
 import time
@@ -26,7 +27,7 @@ from conveyor.job import NewJob
 from conveyor.maintenance.pruner import PruneReport, prune
 from conveyor.maintenance.retention import Retention
 from conveyor.stores import open_store
-from conveyor.stores.base import ClaimParams, Completion, JobQuery, Store
+from conveyor.stores.base import ClaimParams, Completion, JobQuery, PruneParams, PruneResult, Store
 
 DAY = 86400.0
 IDS = IdGenerator()
@@ -52,6 +53,24 @@ SELECT lpad(to_hex(i), 8, '0') || '-0000-7000-8000-' || lpad(to_hex(i), 12, '0')
        '\\x01'::bytea, %(t)s - i * 0.0036, %(t)s - i * 0.0036, %(t)s - i * 0.0036
 FROM generate_series(1, %(count)s) AS i
 """
+
+
+class TimedStore:
+    """The store, with the duration of every ``prune`` call (one transaction) kept."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.durations: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def prune(self, params: PruneParams) -> PruneResult:
+        t0 = time.perf_counter()
+        try:
+            return self._store.prune(params)
+        finally:
+            self.durations.append(time.perf_counter() - t0)
 
 
 @dataclass
@@ -119,7 +138,8 @@ def measure(name: str, dsn: str, count: int, batch: int) -> dict[str, Any]:
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         thread.start()
-        report: PruneReport = prune(store, Retention(completed=DAY), batch=batch)
+        timed = TimedStore(store)
+        report: PruneReport = prune(timed, Retention(completed=DAY), batch=batch)
         stop.set()
         thread.join()
         if worker.error is not None:
@@ -135,6 +155,8 @@ def measure(name: str, dsn: str, count: int, batch: int) -> dict[str, Any]:
             "rows_per_second": report.jobs / report.seconds,
             "batches": report.batches,
             "longest_transaction": report.longest_batch,
+            "median_transaction": statistics.median(timed.durations),
+            "p99_transaction": statistics.quantiles(timed.durations, n=100, method="inclusive")[98],
             "worker_rounds": worker.rounds,
             "worker_longest_round": worker.longest,
         }
@@ -177,12 +199,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(measure("postgresql", pg, args.jobs, args.batch))
     print(
         f"{'store':<11} {'jobs':>9} {'total':>8} {'rows/s':>9} {'batches':>7} "
-        f"{'longest tx':>10} {'worker rounds':>13} {'longest round':>13}"
+        f"{'median tx':>9} {'p99 tx':>8} {'longest tx':>10} "
+        f"{'worker rounds':>13} {'longest round':>13}"
     )
     for r in rows:
         print(
             f"{r['store']:<11} {r['jobs']:>9,} {r['seconds']:>7.1f}s {r['rows_per_second']:>9,.0f} "
-            f"{r['batches']:>7} {r['longest_transaction'] * 1000:>8.1f}ms "
+            f"{r['batches']:>7} {r['median_transaction'] * 1000:>7.1f}ms "
+            f"{r['p99_transaction'] * 1000:>6.1f}ms {r['longest_transaction'] * 1000:>8.1f}ms "
             f"{r['worker_rounds']:>13,} {r['worker_longest_round'] * 1000:>11.1f}ms"
         )
     return 0
