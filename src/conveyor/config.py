@@ -109,9 +109,23 @@ class WorkerSettings:
     """Kill a child silent for this long (0: three heartbeat intervals, at least 5 s)."""
     capabilities: str = ""
     """Comma-separated tags this node offers (recorded in the node registry)."""
+    retention_completed: str = "1d"
+    """How long completed jobs (and their results) are kept: ``30m``, ``12h``, ``1d``… or
+    ``forever``."""
+    retention_failed: str = "14d"
+    """How long failed (DLQ) jobs are kept, or ``forever``."""
+    retention_cancelled: str = "1d"
+    """How long cancelled jobs are kept, or ``forever``."""
+    prune_interval: float = 60.0
+    """Seconds between the pruner's passes (one leader prunes for every worker of the store)."""
 
     def __post_init__(self) -> None:
+        from conveyor.maintenance.retention import parse_retention
         from conveyor.queues import parse_queues
+
+        for name in ("retention_completed", "retention_failed", "retention_cancelled"):
+            parse_retention(getattr(self, name), name)
+        _positive("prune_interval", self.prune_interval)
 
         parse_queues(self.queues)
         _positive("prefetch", self.prefetch)

@@ -30,6 +30,7 @@ from conveyor.cli.info import info, migrate
 from conveyor.cli.jobs import jobs
 from conveyor.cli.nodes import nodes, workers
 from conveyor.cli.options import add_global_options, apply_envvar_rule
+from conveyor.cli.prune import prune
 from conveyor.cli.queues import queues
 from conveyor.cli.scaling import scaling
 from conveyor.cli.schedule import schedule, scheduler
@@ -217,6 +218,7 @@ for _command in (
     migrate,
     schedule,
     scheduler,
+    prune,
 ):
     main.add_command(_command)
 apply_envvar_rule(main)

@@ -142,6 +142,35 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
     help="Comma-separated tags this node offers (shown by `conveyor nodes`).",
 )
 @click.option(
+    "--retention-completed",
+    metavar="AGE",
+    envvar="CONVEYOR_RETENTION_COMPLETED",
+    show_envvar=True,
+    help="Delete completed jobs (and results) this long after they finish: 45s, 30m, 12h, "
+    "1d, 2w, or 'forever'. Default: 1d.",
+)
+@click.option(
+    "--retention-failed",
+    metavar="AGE",
+    envvar="CONVEYOR_RETENTION_FAILED",
+    show_envvar=True,
+    help="The same for failed (DLQ) jobs. Default: 14d.",
+)
+@click.option(
+    "--retention-cancelled",
+    metavar="AGE",
+    envvar="CONVEYOR_RETENTION_CANCELLED",
+    show_envvar=True,
+    help="The same for cancelled jobs. Default: 1d.",
+)
+@click.option(
+    "--prune-interval",
+    type=float,
+    envvar="CONVEYOR_PRUNE_INTERVAL",
+    show_envvar=True,
+    help="Seconds between pruning passes (one worker of the store prunes). Default: 60.",
+)
+@click.option(
     "--solo",
     is_flag=True,
     envvar="CONVEYOR_WORKER_SOLO",
@@ -182,6 +211,10 @@ def worker(
     hard_timeout_grace: float | None,
     liveness_timeout: float | None,
     capabilities: str | None,
+    retention_completed: str | None,
+    retention_failed: str | None,
+    retention_cancelled: str | None,
+    prune_interval: float | None,
     solo: bool,
     with_scheduler: bool,
     worker_id: str | None,
@@ -217,6 +250,10 @@ def worker(
             "hard_timeout_grace": hard_timeout_grace,
             "liveness_timeout": liveness_timeout,
             "capabilities": capabilities,
+            "retention_completed": retention_completed,
+            "retention_failed": retention_failed,
+            "retention_cancelled": retention_cancelled,
+            "prune_interval": prune_interval,
             "worker_id": worker_id,
         },
         env=os.environ,

@@ -153,13 +153,26 @@ class RescueResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PruneParams:
-    """Delete terminal jobs that finished more than the given seconds ago (None: keep)."""
+    """Delete terminal jobs that finished more than the given seconds ago (None: keep).
 
-    completed_after: float | None = 7 * 86400.0
-    failed_after: float | None = 30 * 86400.0
-    cancelled_after: float | None = 7 * 86400.0
-    limit: int = 10_000
+    One call is one short transaction: at most ``limit`` jobs (oldest first, by an index
+    on state and finish time), with their own key holds, dependency rows and payloads.
+    Callers loop until fewer than ``limit`` come back (see :mod:`conveyor.maintenance.pruner`).
+    """
+
+    completed_after: float | None = 86400.0
+    failed_after: float | None = 14 * 86400.0
+    cancelled_after: float | None = 86400.0
+    limit: int = 1000
     now: float | None = None
+    sweep: bool = True
+    """Also sweep key holds and dependency rows left by other deletions, and expired
+    records: a scan of those tables, so a pass asks for it once, on its last call."""
+    dry_run: bool = False
+    """Count the jobs that would go (all of them, ``limit`` ignored); delete nothing."""
+    job_records: tuple[str, ...] = ()
+    """Record namespaces keyed by job id (e.g. condition decisions): a deleted job's
+    records there are deleted with it (counted with the orphans)."""
 
 
 @dataclass(frozen=True, slots=True)

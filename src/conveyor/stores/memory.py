@@ -555,7 +555,8 @@ class MemoryStore:
         return RescueResult(retried, failed)
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention; drop orphaned key holds."""
+        """Delete terminal jobs past their retention (oldest first) with their key holds;
+        with ``sweep``, drop orphaned key holds and expired records too."""
         t = self._now(params.now)
         ages = {
             S.COMPLETED: params.completed_after,
@@ -563,18 +564,37 @@ class MemoryStore:
             S.CANCELLED: params.cancelled_after,
         }
         with self._lock:
-            doomed = [
-                j.id
-                for j in self._jobs.values()
-                if j.state in TERMINAL_STATES
-                and ages[j.state] is not None
-                and (j.finished_at or j.created_at) <= t - (ages[j.state] or 0.0)
-            ][: params.limit]
-            for job_id in doomed:
-                del self._jobs[job_id]
+            old = sorted(
+                (
+                    (j.finished_at or j.created_at, j.id)
+                    for j in self._jobs.values()
+                    if j.state in TERMINAL_STATES
+                    and (age := ages[j.state]) is not None
+                    and (j.finished_at or j.created_at) <= t - age
+                ),
+            )
+            if params.dry_run:
+                return PruneResult(len(old), 0)
+            orphans = 0
+            for _, job_id in old[: params.limit]:
+                orphans += self._drop_holds_of(self._jobs.pop(job_id))
                 self._dependents.pop(job_id, None)
-            orphans = self._drop_orphans(t) + self._records.drop_expired(t)
-        return PruneResult(len(doomed), orphans)
+                orphans += sum(self._records.delete(ns, job_id, None) for ns in params.job_records)
+            if params.sweep:
+                orphans += self._drop_orphans(t) + self._records.drop_expired(t)
+        return PruneResult(min(len(old), params.limit), orphans)
+
+    def _drop_holds_of(self, job: Job) -> int:
+        dropped = 0
+        for table, key in (
+            (self._unique, job.unique_key),
+            (self._idempotency, job.idempotency_key),
+        ):
+            hold = table.get(key) if key else None
+            if key and hold is not None and hold.job_id == job.id:
+                del table[key]
+                dropped += 1
+        return dropped
 
     def _drop_orphans(self, now: float) -> int:
         dropped = 0
@@ -587,6 +607,14 @@ class MemoryStore:
             ]:
                 del table[key]
                 dropped += 1
+        for dep_id, waiting in list(self._dependents.items()):
+            alive = [i for i in waiting if i in self._jobs]
+            if dep_id not in self._jobs or not alive:
+                dropped += len(waiting)
+                del self._dependents[dep_id]
+            elif len(alive) < len(waiting):
+                dropped += len(waiting) - len(alive)
+                self._dependents[dep_id] = alive
         return dropped
 
     # management --------------------------------------------------------------------------

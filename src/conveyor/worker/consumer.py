@@ -20,7 +20,9 @@ from conveyor.config import WorkerSettings
 from conveyor.errors import CancelInterrupt, LeaseLost, StoreError
 from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
 from conveyor.job import Lease
+from conveyor.maintenance.pruner import Pruner
 from conveyor.maintenance.rescuer import Rescuer
+from conveyor.maintenance.retention import Retention
 from conveyor.queue_control import PausedQueues
 from conveyor.queues import QueueSelector, parse_queues
 from conveyor.stores.base import ClaimParams, Completion
@@ -97,6 +99,12 @@ class Worker:
             self.store,
             retry_delay=settings.rescue_retry_delay,
             max_rescues=settings.max_rescues,
+        )
+        self.pruner = Pruner(
+            self.store,
+            Retention.of(settings),
+            holder=self.worker_id,
+            interval=settings.prune_interval,
         )
         self.stats = WorkerStats()
         self._stop = threading.Event()
@@ -476,7 +484,8 @@ class Worker:
         self._maintenance.start()
 
     def _maintain(self) -> None:
-        while not self._stop.wait(self.settings.rescue_interval):
+        self._prune()
+        while not self._stop.wait(0.0 if self.pruner.backlog else self.settings.rescue_interval):
             try:
                 result = self.rescuer.run_once()
             except StoreError as exc:
@@ -492,6 +501,17 @@ class Worker:
                     len(result.retried),
                     len(result.failed),
                 )
+            self._prune()
+        self.pruner.close()
+
+    def _prune(self) -> None:
+        """A pruning step (cheap unless due); errors are logged, the worker carries on."""
+        try:
+            self.pruner.step()
+        except StoreError as exc:
+            log.warning("prune failed: %s", exc)
+        except Exception:
+            log.exception("prune failed")
 
     def _publish_state(self, state: str) -> None:
         if self.app.events.wants(WorkerStateChanged):

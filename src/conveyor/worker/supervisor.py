@@ -33,7 +33,9 @@ from conveyor.app import App
 from conveyor.config import WorkerSettings
 from conveyor.errors import LeaseLost, Retry, StoreError
 from conveyor.job import FailureReason, JobError, JobState, Lease
+from conveyor.maintenance.pruner import Pruner
 from conveyor.maintenance.rescuer import Rescuer
+from conveyor.maintenance.retention import Retention
 from conveyor.queues import parse_queues
 from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
@@ -138,6 +140,12 @@ class Supervisor:
         self.started_wall = app.clock.now()
         self.rescuer = Rescuer(
             self.store, retry_delay=settings.rescue_retry_delay, max_rescues=settings.max_rescues
+        )
+        self.pruner = Pruner(
+            self.store,
+            Retention.of(settings),
+            holder=self.node_id,
+            interval=settings.prune_interval,
         )
         self._restart_at: dict[int, float] = {}
         self._failures: dict[int, int] = {}
@@ -483,6 +491,10 @@ class Supervisor:
                     )
             except StoreError as exc:
                 log.warning("rescue failed: %s", exc)
+        try:
+            self.pruner.step()  # cheap unless due; a pass yields after its time budget
+        except StoreError as exc:
+            log.warning("prune failed: %s", exc)
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_interval
             try:
@@ -523,6 +535,7 @@ class Supervisor:
 
     def _unregister(self) -> None:
         try:
+            self.pruner.close()
             self.store.remove_node(self.node_id)
         except StoreError as exc:
             log.warning("could not unregister node %s: %s", self.node_id, exc)

@@ -563,12 +563,19 @@ class FileStore:
                     continue
                 for queue in tx.queues(state):
                     doomed.extend((b, i) for _, b, i in tx.markers(state, queue) if b <= t - age)
-            doomed = sorted(doomed)[: params.limit]
-            for _, job_id in doomed:
+            if params.dry_run:
+                return PruneResult(len(doomed), 0)
+            orphans = 0
+            for _, job_id in sorted(doomed)[: params.limit]:
+                orphans += _drop_holds_of(tx, job_id)
+                orphans += sum(
+                    file_records.delete(tx, ns, job_id, None) for ns in params.job_records
+                )
                 tx.drop(job_id)
                 tx.pop_dependents(job_id)
-            orphans = _drop_orphans(tx, t) + file_records.drop_expired(tx, t)
-            return PruneResult(len(doomed), orphans)
+            if params.sweep:
+                orphans += _drop_orphans(tx, t) + file_records.drop_expired(tx, t)
+            return PruneResult(min(len(doomed), params.limit), orphans)
 
         return self._write(work)
 
@@ -921,6 +928,24 @@ def _rescue(tx: Transaction, params: RescueParams, t: float) -> RescueResult:
         else:
             retried.append(job.id)
     return RescueResult(retried, failed)
+
+
+def _drop_holds_of(tx: Transaction, job_id: str) -> int:
+    """Remove the key holds that ``job_id`` (about to be deleted) owns."""
+    job = tx.job(job_id)
+    dropped = 0
+    if job is None:
+        return dropped
+    for key, path in (
+        (job.unique_key, layout.unique_path),
+        (job.idempotency_key, layout.idempotency_path),
+    ):
+        if key:
+            hold = tx.read_json(path(key))
+            if hold is not None and hold.get("job_id") == job_id:
+                tx.remove(path(key))
+                dropped += 1
+    return dropped
 
 
 def _drop_orphans(tx: Transaction, now: float) -> int:

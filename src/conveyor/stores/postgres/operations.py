@@ -166,26 +166,47 @@ def rescue_jobs(cur: Cursor[Any], params: RescueParams, now: float) -> RescueRes
 
 
 def prune_jobs(cur: Cursor[Any], params: PruneParams, now: float) -> PruneResult:
-    """Old terminal jobs (oldest first, per state), then orphaned rows and expired records."""
+    """Up to ``limit`` old terminal jobs (oldest first, per state, by the ``jobs_finished``
+    index) with their own key holds and edges; then, with ``sweep``, rows left orphaned by
+    other deletions and expired records (counted with the orphans)."""
     ages = (
         (S.COMPLETED, params.completed_after),
         (S.FAILED, params.failed_after),
         (S.CANCELLED, params.cancelled_after),
     )
-    doomed: list[str] = []
+    if params.dry_run:
+        total = 0
+        for state, age in ages:
+            if age is not None:
+                row = cur.execute(q.PRUNE_COUNT, (state.value, now - age)).fetchone()
+                total += int(row[0]) if row else 0
+        return PruneResult(total, 0)
+    doomed: list[tuple[str, str | None, str | None]] = []
     for state, age in ages:
         room = params.limit - len(doomed)
         if age is None or room <= 0:
             continue
-        rows = cur.execute(q.PRUNE_CANDIDATES, (state.value, now - age, room)).fetchall()
-        doomed.extend(row[0] for row in rows)
+        doomed.extend(cur.execute(q.PRUNE_CANDIDATES, (state.value, now - age, room)).fetchall())
+    orphans = 0
     if doomed:
-        cur.execute(q.DELETE_JOBS, (doomed,))
-        cur.execute(q.DELETE_EDGES_OF_MANY, {"ids": doomed})
-    orphans = cur.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
-    orphans += cur.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
-    orphans += cur.execute(q.ORPHAN_EDGES).rowcount
-    orphans += drop_expired_records(cur, now)
+        ids = [job_id for job_id, _, _ in doomed]
+        unique = [(k, i) for i, k, _ in doomed if k]
+        idempotency = [(k, i) for i, _, k in doomed if k]
+        if unique:
+            keys, owners = zip(*unique, strict=True)
+            orphans += cur.execute(q.DROP_UNIQUE_OF, (list(keys), list(owners))).rowcount
+        if idempotency:
+            keys, owners = zip(*idempotency, strict=True)
+            orphans += cur.execute(q.DROP_IDEMPOTENCY_OF, (list(keys), list(owners))).rowcount
+        cur.execute(q.DELETE_JOBS, (ids,))
+        orphans += cur.execute(q.DELETE_EDGES_OF_MANY, {"ids": ids}).rowcount
+        for namespace in params.job_records:
+            orphans += cur.execute(q.DROP_JOB_RECORDS, (namespace, ids)).rowcount
+    if params.sweep:
+        orphans += cur.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
+        orphans += cur.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
+        orphans += cur.execute(q.ORPHAN_EDGES).rowcount
+        orphans += drop_expired_records(cur, now)
     return PruneResult(len(doomed), orphans)
 
 

@@ -104,10 +104,23 @@ RESCUE: Final = (
     "cancel_requested = false WHERE id = %s AND state = 'processing' RETURNING has_dependents"
 )
 PRUNE_CANDIDATES: Final = """
-SELECT id FROM jobs
+SELECT id, unique_key, idempotency_key FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
 ORDER BY finished_at
 LIMIT %s
+"""
+PRUNE_COUNT: Final = """
+SELECT COUNT(*) FROM jobs
+WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
+"""
+DROP_UNIQUE_OF: Final = """
+DELETE FROM unique_keys AS u USING unnest(%s::text[], %s::text[]) AS d(key, job_id)
+WHERE u.key = d.key AND u.job_id = d.job_id
+"""
+DROP_JOB_RECORDS: Final = "DELETE FROM records WHERE namespace = %s AND key = ANY(%s::text[])"
+DROP_IDEMPOTENCY_OF: Final = """
+DELETE FROM idempotency_keys AS k USING unnest(%s::text[], %s::text[]) AS d(key, job_id)
+WHERE k.key = d.key AND k.job_id = d.job_id
 """
 DELETE_JOBS: Final = "DELETE FROM jobs WHERE id = ANY(%s::text[])"
 DELETE_EDGES_OF_MANY: Final = """

@@ -570,14 +570,28 @@ class RedisStore:
         def cutoff(age: float | None) -> str:
             return "" if age is None else codec.num(t - age)
 
+        cutoffs = {
+            "completed": cutoff(params.completed_after),
+            "failed": cutoff(params.failed_after),
+            "cancelled": cutoff(params.cancelled_after),
+        }
+        if params.dry_run:
+            client = self._redis()
+            with _guard():
+                counts = [
+                    int(client.zcount(self._key("finished", state), "-inf", at))
+                    for state, at in cutoffs.items()
+                    if at
+                ]
+            return PruneResult(sum(counts), 0)
         jobs, orphans = self._run(
             "prune",
             [
                 codec.num(t),
                 str(params.limit),
-                cutoff(params.completed_after),
-                cutoff(params.failed_after),
-                cutoff(params.cancelled_after),
+                *cutoffs.values(),
+                "1" if params.sweep else "0",
+                *params.job_records,
             ],
         )
         return PruneResult(int(jobs), int(orphans))

@@ -165,28 +165,43 @@ def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> R
 
 
 def prune_jobs(conn: sqlite3.Connection, params: PruneParams, now: float) -> PruneResult:
-    """Old terminal jobs (oldest first, per state), then key holds and edges left orphaned
-    and expired records (counted with the orphans)."""
+    """Up to ``limit`` old terminal jobs (oldest first, per state, by the ``jobs_finished``
+    index) with their own key holds and edges; then, with ``sweep``, rows left orphaned by
+    other deletions and expired records (counted with the orphans)."""
     ages = (
         (S.COMPLETED, params.completed_after),
         (S.FAILED, params.failed_after),
         (S.CANCELLED, params.cancelled_after),
     )
-    doomed: list[str] = []
+    if params.dry_run:
+        total = sum(
+            conn.execute(q.PRUNE_COUNT, (state.value, now - age)).fetchone()[0]
+            for state, age in ages
+            if age is not None
+        )
+        return PruneResult(total, 0)
+    doomed: list[tuple[str, str | None, str | None]] = []
     for state, age in ages:
         room = params.limit - len(doomed)
         if age is None or room <= 0:
             continue
-        rows = conn.execute(q.PRUNE_CANDIDATES, (state.value, now - age, room))
-        doomed.extend(row[0] for row in rows)
+        doomed.extend(conn.execute(q.PRUNE_CANDIDATES, (state.value, now - age, room)))
+    orphans = 0
     if doomed:
-        ids = encode_ids(doomed)
+        ids = encode_ids([job_id for job_id, _, _ in doomed])
+        orphans += conn.executemany(q.DROP_UNIQUE_OF, [(k, i) for i, k, _ in doomed if k]).rowcount
+        orphans += conn.executemany(
+            q.DROP_IDEMPOTENCY_OF, [(k, i) for i, _, k in doomed if k]
+        ).rowcount
         conn.execute(q.DELETE_JOBS, (ids,))
-        conn.execute(q.DELETE_EDGES_OF_MANY, (ids,))
-    orphans = conn.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
-    orphans += conn.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
-    orphans += conn.execute(q.ORPHAN_EDGES).rowcount
-    orphans += drop_expired_records(conn, now)
+        orphans += conn.execute(q.DELETE_EDGES_OF_MANY, (ids,)).rowcount
+        for namespace in params.job_records:
+            orphans += conn.execute(q.DROP_JOB_RECORDS, (namespace, ids)).rowcount
+    if params.sweep:
+        orphans += conn.execute(q.ORPHAN_UNIQUE, (now,)).rowcount
+        orphans += conn.execute(q.ORPHAN_IDEMPOTENCY, (now,)).rowcount
+        orphans += conn.execute(q.ORPHAN_EDGES).rowcount
+        orphans += drop_expired_records(conn, now)
     return PruneResult(len(doomed), orphans)
 
 

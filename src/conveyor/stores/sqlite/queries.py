@@ -116,11 +116,20 @@ RESCUE: Final = (
     "WHERE id = ? AND state = 'processing' RETURNING has_dependents"
 )
 PRUNE_CANDIDATES: Final = """
-SELECT id FROM jobs INDEXED BY jobs_finished
+SELECT id, unique_key, idempotency_key FROM jobs INDEXED BY jobs_finished
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = ? AND finished_at <= ?
 ORDER BY finished_at
 LIMIT ?
 """
+PRUNE_COUNT: Final = """
+SELECT COUNT(*) FROM jobs INDEXED BY jobs_finished
+WHERE state IN ('completed', 'failed', 'cancelled') AND state = ? AND finished_at <= ?
+"""
+DROP_UNIQUE_OF: Final = "DELETE FROM unique_keys WHERE key = ? AND job_id = ?"
+DROP_IDEMPOTENCY_OF: Final = "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?"
+DROP_JOB_RECORDS: Final = (
+    "DELETE FROM records WHERE namespace = ? AND key IN (SELECT value FROM json_each(?))"
+)
 DELETE_JOBS: Final = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
 DELETE_EDGES_OF_MANY: Final = """
 DELETE FROM job_dependencies

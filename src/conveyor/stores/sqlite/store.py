@@ -506,8 +506,10 @@ class SQLiteStore:
         return self._write(rescue_jobs, params, self._now(params.now))
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention, then orphaned rows and expired records."""
-        return self._write(prune_jobs, params, self._now(params.now))
+        """Delete terminal jobs past their retention, then orphaned rows and expired records
+        (one short write transaction; a dry run only reads)."""
+        run = self._read if params.dry_run else self._write
+        return run(prune_jobs, params, self._now(params.now))
 
     # management / read model ---------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:

@@ -1,24 +1,46 @@
--- ARGV: prefix, now, limit, cutoff completed, cutoff failed, cutoff cancelled ('' = keep)
--- Deletes terminal jobs finished at or before their cutoff, then orphaned key holds, then
--- up to `limit` expired records (counted as orphans).
+-- ARGV: prefix, now, limit, cutoff completed, cutoff failed, cutoff cancelled ('' = keep),
+-- sweep ('1' or '0'), then record namespaces keyed by job id (a job's records there go
+-- with it)
+-- Deletes up to `limit` terminal jobs finished at or before their cutoff, oldest first,
+-- with the key holds they own; with sweep, then orphaned key holds and up to `limit`
+-- expired records (all counted as orphans). Without sweep the work is O(limit).
 -- Returns {jobs deleted, orphans deleted}.
 local now, limit = ARGV[2], tonumber(ARGV[3])
 local nowf = tonumber(now)
 local states = {'completed', 'failed', 'cancelled'}
 local deleted = 0
+local orphans = 0
 for i, state in ipairs(states) do
   local cutoff = ARGV[3 + i]
   if cutoff ~= '' and deleted < limit then
     local ids = redis.call('ZRANGEBYSCORE', P .. ':finished:' .. state, '-inf', cutoff,
       'LIMIT', 0, limit - deleted)
     for _, id in ipairs(ids) do
+      local keys = redis.call('HMGET', jkey(id), 'unique_key', 'idempotency_key')
+      for k, kind in ipairs({'unique', 'idem'}) do
+        local name = keys[k]
+        if name and name ~= '' then
+          local hold = P .. ':' .. kind .. ':' .. name
+          if redis.call('HGET', hold, 'job') == id then
+            redis.call('DEL', hold)
+            redis.call('SREM', P .. ':' .. kind .. 's', name)
+            orphans = orphans + 1
+          end
+        end
+      end
+      for n = 8, #ARGV do
+        orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
+        redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
+      end
       drop_job(id)
       redis.call('DEL', P .. ':dependents:' .. id)
       deleted = deleted + 1
     end
   end
 end
-local orphans = 0
+if ARGV[7] ~= '1' then
+  return {deleted, orphans}
+end
 for _, kind in ipairs({'unique', 'idem'}) do
   local set = P .. ':' .. kind .. 's'
   for _, name in ipairs(redis.call('SMEMBERS', set)) do
