@@ -230,11 +230,14 @@ class StoreComparison(RuleBasedStateMachine):
         view = [[(r.id, r.state, r.duplicate) for r in results] for results in (ref, drv)]
         self._agree("enqueue results", *view)
         self.ids.extend(r.id for r in ref if not r.duplicate)
-        # A job accepted with a unique key is the only active holder of that key.
+        # A job accepted active with a unique key is the only active holder of that key
+        # (one that ended at once, its dependency having failed, holds nothing).
         for store in self.stores:
             jobs = store.get_many(self.ids)
             for new, result in zip(batch, ref, strict=True):
                 if new.unique_key is None or result.duplicate:
+                    continue
+                if result.state not in ACTIVE_STATES:
                     continue
                 holders = [
                     j.id
