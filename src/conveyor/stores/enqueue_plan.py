@@ -78,7 +78,7 @@ class Stored:
     idempotency: Mapping[str, KeyHold] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per job on the enqueue path, where it is cheaper
 class PlannedJob:
     """A job to insert, in the state the plan gave it."""
 
@@ -178,17 +178,24 @@ class _Planner:
         self.planned: list[PlannedJob] = []
 
     def add(self, job: NewJob) -> None:
-        held = self._held_by(job)
-        if held is not None:
-            holder, state = held
-            self.holder[job.id] = holder
-            self.states.setdefault(holder, state)
-            return
-        depends_on = tuple(dict.fromkeys(self.holder.get(d, d) for d in job.depends_on))
-        state, open_deps = self._initial_state(job, depends_on)
-        reason = FailureReason.DEPENDENCY_FAILED.value if state in ENDED_BADLY else None
-        self.planned.append(PlannedJob(job, state, depends_on, open_deps, reason))
-        self.states[job.id] = state
+        if job.unique_key or job.idempotency_key:
+            held = self._held_by(job)
+            if held is not None:
+                holder, held_state = held
+                self.holder[job.id] = holder
+                self.states.setdefault(holder, held_state)
+                return
+        if not job.depends_on:  # the common case, kept cheap
+            late = job.run_at is not None and job.run_at > self.now
+            state = S.SCHEDULED if late else S.PENDING
+            self.planned.append(PlannedJob(job, state, (), (), None))
+            self.states[job.id] = state
+        else:
+            depends_on = tuple(dict.fromkeys(self.holder.get(d, d) for d in job.depends_on))
+            state, open_deps = self._initial_state(job, depends_on)
+            reason = FailureReason.DEPENDENCY_FAILED.value if state in ENDED_BADLY else None
+            self.planned.append(PlannedJob(job, state, depends_on, open_deps, reason))
+            self.states[job.id] = state
         if job.unique_key:
             expires = None if job.unique_for is None else self.now + job.unique_for
             self.unique[job.unique_key] = KeyHold(job.id, expires, state)
@@ -217,17 +224,16 @@ class _Planner:
         self, job: NewJob, depends_on: tuple[str, ...]
     ) -> tuple[JobState, tuple[str, ...]]:
         """blocked / scheduled / pending, or the failure policy if a dependency ended badly."""
-        if depends_on:
-            states = [self.states[d] for d in depends_on]
-            if any(state in ENDED_BADLY for state in states):
-                if job.on_dependency_failure is DependencyPolicy.FAIL:
-                    return S.FAILED, ()
-                return S.CANCELLED, ()
-            open_deps = tuple(
-                d for d, state in zip(depends_on, states, strict=True) if state is not S.COMPLETED
-            )
-            if open_deps:
-                return S.BLOCKED, open_deps
+        states = [self.states[d] for d in depends_on]
+        if any(state in ENDED_BADLY for state in states):
+            if job.on_dependency_failure is DependencyPolicy.FAIL:
+                return S.FAILED, ()
+            return S.CANCELLED, ()
+        open_deps = tuple(
+            d for d, state in zip(depends_on, states, strict=True) if state is not S.COMPLETED
+        )
+        if open_deps:
+            return S.BLOCKED, open_deps
         if job.run_at is not None and job.run_at > self.now:
             return S.SCHEDULED, ()
         return S.PENDING, ()
