@@ -15,7 +15,7 @@ points earlier in plan order, so redirection never closes a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -161,7 +161,7 @@ def dependencies_first(jobs: Sequence[NewJob]) -> list[NewJob]:
     return ordered
 
 
-def _in_batch(ids: Iterable[str], by_id: Mapping[str, NewJob]) -> Iterable[str]:
+def _in_batch(ids: Iterable[str], by_id: Mapping[str, NewJob]) -> Iterator[str]:
     return iter([d for d in ids if d in by_id])
 
 

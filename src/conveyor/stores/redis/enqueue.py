@@ -32,10 +32,10 @@ def decode_observation(reads: Reads, observed: Sequence[bytes]) -> Stored:
     """The script's observation (see ``enqueue.lua``) as the planner's input."""
     values = [_text(v) for v in observed]
     states: dict[str, JobState] = {}
-    for job_id, state in zip(reads.job_ids, values, strict=False):
+    at = len(reads.job_ids)
+    for job_id, state in zip(reads.job_ids, values[:at], strict=True):
         if state:
             states[job_id] = JobState(state)
-    at = len(reads.job_ids)
     unique: dict[str, KeyHold] = {}
     for key in reads.unique_keys:
         job_id, expires, state = values[at : at + 3]
