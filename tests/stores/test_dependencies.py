@@ -355,3 +355,134 @@ def test_a_dependency_on_a_duplicate_waits_for_the_job_holding_the_key(
     assert results[1].state is JobState.BLOCKED
     _complete(store, holder)
     assert state_of(store, child.id) is JobState.PENDING
+
+
+# batches that mix unique keys and dependencies --------------------------------------------
+# The rule (docs/store-contract.md): a batch means what enqueuing its jobs one at a time
+# would mean, each job after the batch jobs it depends on, otherwise in batch order.
+
+
+def test_a_job_depending_on_a_job_with_its_own_unique_key_is_its_duplicate(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    """The dependency is enqueued first, so it holds the key; the dependent duplicates it."""
+    b = make_job(unique_key="k")
+    a = make_job(unique_key="k", depends_on=(b.id,))
+
+    results = store.enqueue([a, b])
+
+    assert results == [
+        EnqueueResult(b.id, JobState.PENDING, True),
+        EnqueueResult(b.id, JobState.PENDING, False),
+    ]
+    assert store.get(a.id) is None
+    assert count_jobs(store) == 1
+
+
+def test_a_transitive_dependency_with_the_same_key_holds_it(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    """A -> C -> B, A and B share a key: B is planned first and keeps it; no cycle."""
+    b = make_job(queue="parents", unique_key="k")
+    c = make_job(depends_on=(b.id,))
+    a = make_job(unique_key="k", depends_on=(c.id,))
+
+    results = store.enqueue([a, b, c])
+
+    assert results == [
+        EnqueueResult(b.id, JobState.PENDING, True),
+        EnqueueResult(b.id, JobState.PENDING, False),
+        EnqueueResult(c.id, JobState.BLOCKED, False),
+    ]
+    assert must_get(store, c.id).depends_on == (b.id,)
+    _complete(store, b.id)
+    assert state_of(store, c.id) is JobState.PENDING
+
+
+def test_among_unrelated_jobs_the_first_in_the_batch_keeps_the_key(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    x = make_job(queue="parents")
+    a = make_job(unique_key="k", depends_on=(x.id,))
+    b = make_job(unique_key="k")
+
+    results = store.enqueue([a, b, x])
+
+    assert results == [
+        EnqueueResult(a.id, JobState.BLOCKED, False),
+        EnqueueResult(a.id, JobState.BLOCKED, True),
+        EnqueueResult(x.id, JobState.PENDING, False),
+    ]
+    assert store.get(b.id) is None
+
+
+def test_dependencies_are_planned_in_the_order_they_are_listed(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    x = make_job(queue="parents", unique_key="k")
+    y = make_job(queue="parents", unique_key="k")
+    a = make_job(depends_on=(x.id, y.id))
+
+    results = store.enqueue([a, y, x])
+
+    assert results == [
+        EnqueueResult(a.id, JobState.BLOCKED, False),
+        EnqueueResult(x.id, JobState.PENDING, True),
+        EnqueueResult(x.id, JobState.PENDING, False),
+    ]
+    stored = must_get(store, a.id)
+    assert stored.depends_on == (x.id,)
+    assert stored.blocked_by == 1
+
+
+def test_a_dependency_on_an_in_batch_duplicate_is_stored_as_its_holder(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    first = make_job(queue="parents", unique_key="k")
+    second = make_job(queue="parents", unique_key="k")
+    child = make_job(depends_on=(second.id, first.id))
+
+    results = store.enqueue([first, second, child])
+
+    assert [r.id for r in results] == [first.id, first.id, child.id]
+    stored = must_get(store, child.id)
+    assert stored.depends_on == (first.id,)
+    assert stored.blocked_by == 1
+    _complete(store, first.id)
+    assert state_of(store, child.id) is JobState.PENDING
+
+
+@pytest.mark.parametrize("policy", [FAIL, CANCEL])
+def test_a_batch_job_that_ends_at_once_does_not_hold_its_unique_key(
+    store: Store, clock: FakeClock, make_job: Callable[..., NewJob], policy: DependencyPolicy
+) -> None:
+    dead = add(store, queue="parents")
+    _fail(store, clock, dead)
+    doomed = make_job(unique_key="k", depends_on=(dead,), on_dependency_failure=policy)
+    later = make_job(unique_key="k")
+
+    results = store.enqueue([doomed, later])
+
+    ended = JobState.FAILED if policy is FAIL else JobState.CANCELLED
+    assert results == [
+        EnqueueResult(doomed.id, ended, False),
+        EnqueueResult(later.id, JobState.PENDING, False),
+    ]
+    assert count_jobs(store) == 3
+
+
+def test_an_unknown_dependency_is_refused_before_an_idempotency_conflict(
+    store: Store, make_job: Callable[..., NewJob]
+) -> None:
+    add(store, idempotency_key="order-1", fingerprint="a")
+    missing = new_id()
+    batch = [
+        make_job(idempotency_key="order-1", fingerprint="b"),
+        make_job(depends_on=(missing,)),
+    ]
+
+    with pytest.raises(UnknownDependency) as info:
+        store.enqueue(batch)
+
+    assert info.value.job_id == missing
+    assert count_jobs(store) == 1

@@ -211,3 +211,26 @@ def test_store_now_is_the_injected_clock(store: Store, clock: FakeClock) -> None
     assert store.now() == clock.now()
     clock.advance(12.5)
     assert store.now() == clock.now()
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"idempotency_key": "order-9", "fingerprint": "fp"},
+        {"unique_key": "digest", "unique_for": 3600.0},
+    ],
+    ids=["idempotency", "unique-window"],
+)
+def test_a_key_whose_job_was_deleted_is_free(
+    store: Store, make_job: Callable[..., NewJob], keys: dict[str, object]
+) -> None:
+    """Deleting a job releases its keys (as prune does): no duplicate of a job that is gone."""
+    first = make_job(**keys)
+    enqueue_one(store, first)
+    assert store.delete([first.id]) == 1
+    again = make_job(**keys)
+
+    assert store.enqueue([again]) == [EnqueueResult(again.id, JobState.PENDING, False)]
+
+    assert must_get(store, again.id).state is JobState.PENDING
+    assert enqueue_one(store, make_job(**keys)) == EnqueueResult(again.id, JobState.PENDING, True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,10 +50,13 @@ from conveyor.job import (
     NewJob,
 )
 from conveyor.stores.base import ClaimParams, Completion, RescueParams, Store
+from tests.servers import PostgresServer, RedisServer
 
-from .support import LOCAL_DRIVERS, REFERENCE_DRIVER, new_id, open_test_store
+from .support import LOCAL_DRIVERS, REFERENCE_DRIVER, STORE_FACTORIES, new_id, open_test_store
 
 T = TypeVar("T")
+FreshDsn = Callable[[], tuple[str, Callable[[], None]]]
+"""Makes a fresh schema or key prefix: (DSN, drop it)."""
 S = JobState
 
 QUEUES = ("a", "b")
@@ -69,9 +73,17 @@ JOB_SPEC = st.fixed_dictionaries(
         "max_attempts": st.sampled_from([1, 2, 3]),
         "policy": st.sampled_from(list(DependencyPolicy)),
         "unique_key": st.sampled_from([None, None, None, "u1", "u2"]),
-        "deps": st.one_of(st.just([]), st.just([]), st.lists(PICK, min_size=1, max_size=2)),
+        "idempotency": st.sampled_from(
+            [None, None, None, None, ("i1", "fp-a"), ("i1", "fp-a"), ("i1", "fp-b"), ("i2", "fp-a")]
+        ),
+        "deps": st.one_of(
+            st.just([]),
+            st.just([]),
+            st.lists(st.tuples(st.booleans(), PICK), min_size=1, max_size=2),
+        ),
     }
 )
+"""``deps``: (in this batch?, pick) pairs; a batch job may be listed before or after it."""
 
 SETTLE = st.sampled_from(
     [
@@ -104,14 +116,15 @@ class _Refused(Exception):
 class StoreComparison(RuleBasedStateMachine):
     """Drives ``driver`` and the reference store with identical operations."""
 
-    def __init__(self, driver: str, root: Path) -> None:
+    def __init__(self, driver: str, root: Path, fresh_dsn: FreshDsn | None = None) -> None:
         super().__init__()
         self.driver = driver
         self.clock = FakeClock()
         self.directory = root / f"run-{next(_RUNS)}"
+        dsn, self.drop = fresh_dsn() if fresh_dsn is not None else (None, _keep)
         self.stores: tuple[Store, Store] = (
             open_test_store(REFERENCE_DRIVER, self.directory / "reference", self.clock),
-            open_test_store(driver, self.directory / driver, self.clock),
+            open_test_store(driver, self.directory / driver, self.clock, dsn),
         )
         self.ids: list[str] = []
         self.leases: list[tuple[Lease, Lease]] = []
@@ -128,6 +141,7 @@ class StoreComparison(RuleBasedStateMachine):
     def teardown(self) -> None:
         for store in self.stores:
             store.close()
+        self.drop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # helpers -----------------------------------------------------------------------------
@@ -170,26 +184,33 @@ class StoreComparison(RuleBasedStateMachine):
         )
 
     def _new_jobs(self, specs: list[dict[str, Any]]) -> list[NewJob]:
+        """A batch whose jobs may depend on stored jobs and on any other job of the batch
+        (listed before or after, holding a key or not), and share unique and idempotency
+        keys with each other and with stored jobs: the cases the planner decides."""
+        batch_ids = [new_id() for _ in specs]
         batch: list[NewJob] = []
-        for spec in specs:
-            # In-batch dependencies only on earlier batch jobs without a unique key (a
-            # duplicate is not stored, so depending on it is not meaningful).
-            candidates = self.ids + [j.id for j in batch if j.unique_key is None]
-            deps: tuple[str, ...] = ()
-            if candidates:
-                deps = tuple(dict.fromkeys(candidates[p % len(candidates)] for p in spec["deps"]))
+        for index, spec in enumerate(specs):
+            others = batch_ids[:index] + batch_ids[index + 1 :]
+            deps: list[str] = []
+            for in_batch, pick in spec["deps"]:
+                pool = others if in_batch and others else self.ids
+                if pool:
+                    deps.append(pool[pick % len(pool)])
+            idempotency_key, fingerprint = spec["idempotency"] or (None, "")
             batch.append(
                 NewJob(
-                    id=new_id(),
+                    id=batch_ids[index],
                     queue=spec["queue"],
                     task="tests.machine",
                     payload=b"\x00" + spec["queue"].encode(),
                     priority=spec["priority"],
                     max_attempts=spec["max_attempts"],
                     run_at=self.clock.now() + spec["delay"] if spec["delay"] else None,
-                    depends_on=deps,
+                    depends_on=tuple(dict.fromkeys(deps)),
                     on_dependency_failure=spec["policy"],
                     unique_key=spec["unique_key"],
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
                 )
             )
         return batch
@@ -199,7 +220,7 @@ class StoreComparison(RuleBasedStateMachine):
     def start(self, specs: list[dict[str, Any]]) -> None:
         self.enqueue(specs)
 
-    @rule(specs=st.lists(JOB_SPEC, min_size=1, max_size=3))
+    @rule(specs=st.lists(JOB_SPEC, min_size=1, max_size=4))
     def enqueue(self, specs: list[dict[str, Any]]) -> None:
         batch = self._new_jobs(specs)
         try:
@@ -209,11 +230,14 @@ class StoreComparison(RuleBasedStateMachine):
         view = [[(r.id, r.state, r.duplicate) for r in results] for results in (ref, drv)]
         self._agree("enqueue results", *view)
         self.ids.extend(r.id for r in ref if not r.duplicate)
-        # A job accepted with a unique key is the only active holder of that key.
+        # A job accepted active with a unique key is the only active holder of that key
+        # (one that ended at once, its dependency having failed, holds nothing).
         for store in self.stores:
             jobs = store.get_many(self.ids)
             for new, result in zip(batch, ref, strict=True):
                 if new.unique_key is None or result.duplicate:
+                    continue
+                if result.state not in ACTIVE_STATES:
                     continue
                 holders = [
                     j.id
@@ -406,6 +430,7 @@ def _view(job: Job) -> tuple[object, ...]:
         job.rescue_count,
         job.priority,
         job.queue,
+        job.depends_on,
         tuple((e.attempt, e.type) for e in job.errors),
         job.run_at if state in (S.PENDING, S.SCHEDULED, S.RETRYING) else None,
         job.blocked_by if state is S.BLOCKED else None,
@@ -427,10 +452,10 @@ MACHINE_SETTINGS = settings(
 )
 
 
-def _machine(driver: str, root: Path) -> type[StoreComparison]:
+def _machine(driver: str, root: Path, fresh_dsn: FreshDsn | None = None) -> type[StoreComparison]:
     class Machine(StoreComparison):
         def __init__(self) -> None:
-            super().__init__(driver, root)
+            super().__init__(driver, root, fresh_dsn)
 
     return Machine
 
@@ -439,3 +464,59 @@ def _machine(driver: str, root: Path) -> type[StoreComparison]:
 def test_driver_matches_the_reference_store(driver: str, tmp_path: Path) -> None:
     """Also run for the reference itself: that checks the invariants on the memory store."""
     run_state_machine_as_test(_machine(driver, tmp_path), settings=MACHINE_SETTINGS)
+
+
+def _keep() -> None:
+    """Nothing to drop (local drivers live in the run's directory)."""
+
+
+def _fresh_redis(server: RedisServer) -> FreshDsn:
+    def fresh() -> tuple[str, Callable[[], None]]:
+        prefix = f"sm{uuid.uuid4().hex[:12]}"
+
+        def drop() -> None:
+            import redis
+
+            client = redis.Redis.from_url(server.url)
+            try:
+                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                if keys:
+                    client.delete(*keys)
+            finally:
+                client.close()
+
+        return f"{server.url}?prefix={prefix}", drop
+
+    return fresh
+
+
+def _fresh_postgres(server: PostgresServer) -> FreshDsn:
+    def fresh() -> tuple[str, Callable[[], None]]:
+        import psycopg
+
+        schema = f"sm_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+
+        def drop() -> None:
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+        return f"{server.dsn}?schema={schema}", drop
+
+    return fresh
+
+
+SERVER_DRIVERS = [name for name in ("postgresql", "redis") if name in STORE_FACTORIES]
+
+
+@pytest.mark.parametrize("driver", SERVER_DRIVERS)
+def test_server_driver_matches_the_reference_store(
+    driver: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The same machine on PostgreSQL and Redis, each run in a fresh schema or key prefix."""
+    if driver == "redis":
+        fresh = _fresh_redis(request.getfixturevalue("redis_server"))
+    else:
+        fresh = _fresh_postgres(request.getfixturevalue("postgres_server"))
+    run_state_machine_as_test(_machine(driver, tmp_path, fresh), settings=MACHINE_SETTINGS)

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import (
     ConfigurationError,
-    IdempotencyConflict,
     InvalidOption,
     LeaseLost,
-    UnknownDependency,
 )
 from conveyor.job import (
-    ACTIVE_STATES,
     TERMINAL_STATES,
     WAITING_STATES,
     DependencyPolicy,
@@ -34,7 +31,6 @@ from conveyor.job import (
     Lease,
     NewJob,
     StateCounts,
-    check_no_cycle,
     check_transition,
 )
 from conveyor.stores import controls
@@ -55,9 +51,17 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.enqueue_plan import (
+    KeyHold,
+    PlannedJob,
+    Reads,
+    Stored,
+    plan_enqueue,
+    reads_for,
+)
 from conveyor.stores.records import RecordTable, check_record
 from conveyor.stores.rescue import decide_rescue
-from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
+from conveyor.stores.selection import matches, page_bounds, unique_ids
 
 S = JobState
 
@@ -115,112 +119,41 @@ class MemoryStore:
             raise ConfigurationError(
                 "the memory store cannot join a database transaction; use the sqlite store"
             )
-        check_no_cycle(jobs)
         t = self._now(now)
         with self._lock:
-            results = self._plan_enqueue(jobs, t)
-            redirect = {new.id: r.id for new, r in zip(jobs, results, strict=True) if r.duplicate}
-            inserted = {new.id for new, r in zip(jobs, results, strict=True) if not r.duplicate}
-            for new, result in zip(jobs, results, strict=True):
-                if result.duplicate:
-                    continue
-                deps = tuple(dict.fromkeys(redirect.get(d, d) for d in new.depends_on))
-                self._insert(dataclasses.replace(new, depends_on=deps), result.state, t, inserted)
-            if any(not r.duplicate and r.state is S.PENDING for r in results):
+            plan = plan_enqueue(jobs, t, self._read(reads_for(jobs)))
+            if any(planned.job.id in self._jobs for planned in plan.jobs):
+                raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
+            for planned in plan.jobs:
+                self._insert(planned, t)
+            if any(planned.state is S.PENDING for planned in plan.jobs):
                 self._wake()
-        return results
+        return plan.results
 
     def _wake(self) -> None:
         """Tell waiters that work may be available (call with the lock held)."""
         self._wakeups += 1
         self._lock.notify_all()
 
-    def _plan_enqueue(self, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
-        """Decide every job's fate before writing anything (so a bad item writes nothing).
+    def _read(self, reads: Reads) -> Stored:
+        """What the planner needs to know of the stored jobs and keys (lock held)."""
+        states = {i: self._jobs[i].state for i in reads.job_ids if i in self._jobs}
+        unique = {k: self._hold(self._unique[k]) for k in reads.unique_keys if k in self._unique}
+        idempotency = {
+            k: self._hold(self._idempotency[k])
+            for k in reads.idempotency_keys
+            if k in self._idempotency
+        }
+        return Stored(states, unique, idempotency)
 
-        Jobs are planned dependencies-first, so a batch may list a dependent before
-        the job it depends on; results come back in the caller's order.
-        """
-        batch_ids = {job.id for job in jobs}
-        if len(batch_ids) != len(jobs) or any(i in self._jobs for i in batch_ids):
-            raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
-        planned: dict[str, EnqueueResult] = {}
-        seen_unique: dict[str, str] = {}
-        seen_idem: dict[str, tuple[str, str]] = {}
-        for job in dependencies_first(jobs):
-            for dep in job.depends_on:
-                if dep not in batch_ids and dep not in self._jobs:
-                    raise UnknownDependency(dep)
-            dup = self._duplicate_of(job, now, seen_unique, seen_idem)
-            if dup is not None:
-                state = planned[dup].state if dup in planned else self._jobs[dup].state
-                planned[job.id] = EnqueueResult(dup, state, True)
-                continue
-            planned[job.id] = EnqueueResult(job.id, self._initial_state(job, now, planned))
-            if job.unique_key:
-                seen_unique[job.unique_key] = job.id
-            if job.idempotency_key:
-                seen_idem[job.idempotency_key] = (job.id, job.fingerprint)
-        return [planned[job.id] for job in jobs]
-
-    def _duplicate_of(
-        self,
-        job: NewJob,
-        now: float,
-        seen_unique: dict[str, str],
-        seen_idem: dict[str, tuple[str, str]],
-    ) -> str | None:
-        if job.idempotency_key:
-            key = job.idempotency_key
-            if key in seen_idem:
-                first, fingerprint = seen_idem[key]
-                if fingerprint != job.fingerprint:
-                    raise IdempotencyConflict(key, first)
-                return first
-            hold = self._idempotency.get(key)
-            if hold is not None and hold.expires_at is not None and hold.expires_at > now:
-                if hold.fingerprint != job.fingerprint:
-                    raise IdempotencyConflict(key, hold.job_id)
-                return hold.job_id
-        if job.unique_key:
-            if job.unique_key in seen_unique:
-                return seen_unique[job.unique_key]
-            hold = self._unique.get(job.unique_key)
-            if hold is not None and self._unique_held(hold, now):
-                return hold.job_id
-        return None
-
-    def _unique_held(self, hold: _KeyHold, now: float) -> bool:
-        if hold.expires_at is not None:
-            return hold.expires_at > now
+    def _hold(self, hold: _KeyHold) -> KeyHold:
         holder = self._jobs.get(hold.job_id)
-        return holder is not None and holder.state in ACTIVE_STATES
+        state = None if holder is None else holder.state
+        return KeyHold(hold.job_id, hold.expires_at, state, hold.fingerprint)
 
-    def _initial_state(self, job: NewJob, now: float, planned: dict[str, EnqueueResult]) -> S:
-        def state_of(dep: str) -> S:
-            return planned[dep].state if dep in planned else self._jobs[dep].state
-
-        for dep in job.depends_on:
-            state = state_of(dep)
-            if state in (S.FAILED, S.CANCELLED):
-                return (
-                    S.FAILED if job.on_dependency_failure is DependencyPolicy.FAIL else S.CANCELLED
-                )
-        if any(state_of(d) is not S.COMPLETED for d in job.depends_on):
-            return S.BLOCKED
-        if job.run_at is not None and job.run_at > now:
-            return S.SCHEDULED
-        return S.PENDING
-
-    def _insert(self, new: NewJob, state: S, now: float, batch: set[str]) -> None:
-        open_deps = [
-            d
-            for d in new.depends_on
-            if (d in batch and d not in self._jobs) or self._jobs[d].state is not S.COMPLETED
-        ]
-        reason = None
-        if state in (S.FAILED, S.CANCELLED):
-            reason = FailureReason.DEPENDENCY_FAILED.value
+    def _insert(self, planned: PlannedJob, now: float) -> None:
+        new, state = planned.job, planned.state
+        reason = planned.failure_reason
         job = Job(
             id=new.id,
             queue=new.queue,
@@ -231,8 +164,8 @@ class MemoryStore:
             max_attempts=new.max_attempts,
             run_at=now if new.run_at is None else new.run_at,
             timeout=new.timeout,
-            depends_on=tuple(new.depends_on),
-            blocked_by=len(open_deps) if state is S.BLOCKED else 0,
+            depends_on=planned.depends_on,
+            blocked_by=len(planned.open_deps),
             on_dependency_failure=new.on_dependency_failure,
             parent_id=new.parent_id,
             tags=tuple(new.tags),
@@ -244,7 +177,7 @@ class MemoryStore:
             finished_at=now if reason else None,
         )
         self._jobs[job.id] = job
-        for dep in open_deps:
+        for dep in planned.open_deps:
             self._dependents.setdefault(dep, []).append(job.id)
         if new.unique_key:
             expires = None if new.unique_for is None else now + new.unique_for

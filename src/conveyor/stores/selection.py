@@ -1,4 +1,4 @@
-"""Pure helpers that every driver shares: batch ordering, id lists, search filters.
+"""Pure helpers that every driver shares: id lists, search filters.
 
 The memory store is the reference; drivers that filter or order in Python (Redis,
 File) use the same functions, so their semantics cannot drift from it.
@@ -6,32 +6,10 @@ File) use the same functions, so their semantics cannot drift from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from conveyor.job import Job, NewJob
+from conveyor.job import Job
 from conveyor.stores.base import SEARCH_LIMIT_MAX, JobQuery
-
-
-def dependencies_first(jobs: Sequence[NewJob]) -> list[NewJob]:
-    """Order a (cycle-free) batch so each job comes after its in-batch dependencies."""
-    by_id = {job.id: job for job in jobs}
-    ordered: list[NewJob] = []
-    placed: set[str] = set()
-    for root in jobs:
-        stack = [(root, False)]
-        while stack:
-            job, expanded = stack.pop()
-            if job.id in placed:
-                continue
-            if expanded:
-                placed.add(job.id)
-                ordered.append(job)
-                continue
-            stack.append((job, True))
-            stack.extend(
-                (by_id[d], False) for d in job.depends_on if d in by_id and d not in placed
-            )
-    return ordered
 
 
 def unique_ids(job_ids: Iterable[str]) -> list[str]:

@@ -15,19 +15,16 @@ import dataclasses
 import heapq
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import (
     ConfigurationError,
-    IdempotencyConflict,
     InvalidOption,
     LeaseLost,
-    UnknownDependency,
 )
 from conveyor.ids import is_job_id
 from conveyor.job import (
-    ACTIVE_STATES,
     TERMINAL_STATES,
     WAITING_STATES,
     DependencyPolicy,
@@ -39,7 +36,6 @@ from conveyor.job import (
     Lease,
     NewJob,
     StateCounts,
-    check_no_cycle,
     check_transition,
 )
 from conveyor.stores import controls
@@ -60,13 +56,21 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.enqueue_plan import (
+    KeyHold,
+    PlannedJob,
+    Reads,
+    Stored,
+    plan_enqueue,
+    reads_for,
+)
 from conveyor.stores.file import layout
 from conveyor.stores.file import records as file_records
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
 from conveyor.stores.records import check_record
 from conveyor.stores.rescue import decide_rescue
-from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
+from conveyor.stores.selection import matches, page_bounds, unique_ids
 from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
 
@@ -190,107 +194,32 @@ class FileStore:
             queue_name(job.queue)
             if not layout.priority_fits(job.priority):
                 raise InvalidOption("priority", f"{job.priority} is out of range")
-        check_no_cycle(jobs)
         t = self._now(now)
         return self._write(lambda tx: self._enqueue(tx, jobs, t))
 
     def _enqueue(self, tx: Transaction, jobs: Sequence[NewJob], t: float) -> list[EnqueueResult]:
-        results = self._plan_enqueue(tx, jobs, t)
-        redirect = {new.id: r.id for new, r in zip(jobs, results, strict=True) if r.duplicate}
-        inserted = {new.id for new, r in zip(jobs, results, strict=True) if not r.duplicate}
-        for new, result in zip(jobs, results, strict=True):
-            if result.duplicate:
-                continue
-            deps = tuple(dict.fromkeys(redirect.get(d, d) for d in new.depends_on))
-            self._insert(tx, dataclasses.replace(new, depends_on=deps), result.state, t, inserted)
-        return results
-
-    def _plan_enqueue(
-        self, tx: Transaction, jobs: Sequence[NewJob], now: float
-    ) -> list[EnqueueResult]:
-        batch_ids = {job.id for job in jobs}
-        if len(batch_ids) != len(jobs) or any(tx.job(i) is not None for i in batch_ids):
+        plan = plan_enqueue(jobs, t, _read(tx, reads_for(jobs)))
+        if any(tx.job(planned.job.id) is not None for planned in plan.jobs):
             raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
-        planned: dict[str, EnqueueResult] = {}
-        seen_unique: dict[str, str] = {}
-        seen_idem: dict[str, tuple[str, str]] = {}
-        for job in dependencies_first(jobs):
-            for dep in job.depends_on:
-                if dep not in batch_ids and tx.job(dep) is None:
-                    raise UnknownDependency(dep)
-            dup = self._duplicate_of(tx, job, now, seen_unique, seen_idem)
-            if dup is not None:
-                state = planned[dup].state if dup in planned else _state(tx, dup)
-                planned[job.id] = EnqueueResult(dup, state, True)
-                continue
-            planned[job.id] = EnqueueResult(job.id, self._initial_state(tx, job, now, planned))
-            if job.unique_key:
-                seen_unique[job.unique_key] = job.id
-            if job.idempotency_key:
-                seen_idem[job.idempotency_key] = (job.id, job.fingerprint)
-        return [planned[job.id] for job in jobs]
+        for planned in plan.jobs:
+            self._insert(tx, planned, t)
+        return plan.results
 
-    def _duplicate_of(
-        self,
-        tx: Transaction,
-        job: NewJob,
-        now: float,
-        seen_unique: dict[str, str],
-        seen_idem: dict[str, tuple[str, str]],
-    ) -> str | None:
-        if job.idempotency_key:
-            key = job.idempotency_key
-            if key in seen_idem:
-                first, fingerprint = seen_idem[key]
-                if fingerprint != job.fingerprint:
-                    raise IdempotencyConflict(key, first)
-                return first
-            hold = tx.read_json(layout.idempotency_path(key))
-            if hold is not None and hold["expires_at"] is not None and hold["expires_at"] > now:
-                if hold["fingerprint"] != job.fingerprint:
-                    raise IdempotencyConflict(key, hold["job_id"])
-                return str(hold["job_id"])
-        if job.unique_key:
-            if job.unique_key in seen_unique:
-                return seen_unique[job.unique_key]
-            hold = tx.read_json(layout.unique_path(job.unique_key))
-            if hold is not None and _unique_held(tx, hold, now):
-                return str(hold["job_id"])
-        return None
-
-    def _initial_state(
-        self, tx: Transaction, job: NewJob, now: float, planned: dict[str, EnqueueResult]
-    ) -> S:
-        def state_of(dep: str) -> S:
-            return planned[dep].state if dep in planned else _state(tx, dep)
-
-        for dep in job.depends_on:
-            if state_of(dep) in (S.FAILED, S.CANCELLED):
-                return (
-                    S.FAILED if job.on_dependency_failure is DependencyPolicy.FAIL else S.CANCELLED
-                )
-        if any(state_of(d) is not S.COMPLETED for d in job.depends_on):
-            return S.BLOCKED
-        if job.run_at is not None and job.run_at > now:
-            return S.SCHEDULED
-        return S.PENDING
-
-    def _insert(self, tx: Transaction, new: NewJob, state: S, now: float, batch: set[str]) -> None:
-        open_deps = [d for d in new.depends_on if d in batch or _state(tx, d) is not S.COMPLETED]
-        reason = FailureReason.DEPENDENCY_FAILED.value if state in (S.FAILED, S.CANCELLED) else None
+    def _insert(self, tx: Transaction, planned: PlannedJob, now: float) -> None:
+        new, reason = planned.job, planned.failure_reason
         tx.put(
             Job(
                 id=new.id,
                 queue=new.queue,
                 task=new.task,
                 payload=new.payload,
-                state=state,
+                state=planned.state,
                 priority=new.priority,
                 max_attempts=new.max_attempts,
                 run_at=now if new.run_at is None else new.run_at,
                 timeout=new.timeout,
-                depends_on=tuple(new.depends_on),
-                blocked_by=len(open_deps) if state is S.BLOCKED else 0,
+                depends_on=planned.depends_on,
+                blocked_by=len(planned.open_deps),
                 on_dependency_failure=new.on_dependency_failure,
                 parent_id=new.parent_id,
                 tags=tuple(new.tags),
@@ -302,7 +231,7 @@ class FileStore:
                 finished_at=now if reason else None,
             )
         )
-        for dep in open_deps:
+        for dep in planned.open_deps:
             tx.add_dependent(dep, new.id)
         if new.unique_key:
             expires = None if new.unique_for is None else now + new.unique_for
@@ -815,19 +744,35 @@ class FileStore:
 
 
 # helpers ---------------------------------------------------------------------------------
-def _state(tx: Transaction, job_id: str) -> S:
-    job = tx.job(job_id)
-    if job is None:
-        raise UnknownDependency(job_id)
-    return job.state
+def _read(tx: Transaction, reads: Reads) -> Stored:
+    """What the planner needs to know of the stored jobs and keys (inside the transaction)."""
+    states = {}
+    for job_id in reads.job_ids:
+        job = tx.job(job_id)
+        if job is not None:
+            states[job_id] = job.state
+    unique = {}
+    for key in reads.unique_keys:
+        hold = tx.read_json(layout.unique_path(key))
+        if hold is not None:
+            unique[key] = _hold(tx, hold)
+    idempotency = {}
+    for key in reads.idempotency_keys:
+        hold = tx.read_json(layout.idempotency_path(key))
+        if hold is not None:
+            idempotency[key] = _hold(tx, hold)
+    return Stored(states, unique, idempotency)
 
 
-def _unique_held(tx: Transaction, hold: dict[str, object], now: float) -> bool:
-    expires = hold.get("expires_at")
-    if expires is not None:
-        return float(str(expires)) > now
+def _hold(tx: Transaction, hold: dict[str, Any]) -> KeyHold:
     holder = tx.job(str(hold["job_id"]))
-    return holder is not None and holder.state in ACTIVE_STATES
+    expires = hold.get("expires_at")
+    return KeyHold(
+        str(hold["job_id"]),
+        None if expires is None else float(expires),
+        None if holder is None else holder.state,
+        str(hold.get("fingerprint", "")),
+    )
 
 
 def _release_dependents(tx: Transaction, job_id: str, now: float) -> None:

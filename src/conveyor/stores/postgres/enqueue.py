@@ -1,8 +1,8 @@
 """Enqueue on a cursor that is already inside a transaction.
 
 Used on the store's own connections and on a caller's connection (transactional
-enqueue). Every decision is taken before the first write, in the order the reference
-store takes them; a refused batch therefore raises before anything is inserted.
+enqueue). Every decision is the shared planner's (:mod:`conveyor.stores.enqueue_plan`),
+taken before the first write; a refused batch therefore raises before anything is inserted.
 
 Concurrency (READ COMMITTED): the unique and idempotency keys of the batch are locked
 with transaction-scoped advisory locks (sorted, so two batches cannot deadlock) before
@@ -20,29 +20,19 @@ from typing import Any, Final
 import psycopg
 from psycopg import Cursor
 
-from conveyor.errors import (
-    IdempotencyConflict,
-    InvalidOption,
-    UnknownDependency,
-)
-from conveyor.job import (
-    ACTIVE_STATES,
-    EnqueueResult,
-    FailureReason,
-    JobState,
-    NewJob,
-)
+from conveyor.errors import InvalidOption
+from conveyor.job import EnqueueResult, NewJob
 from conveyor.stores.enqueue_plan import (
-    ENDED_BADLY,
     EnqueuePlan,
-    dependency_order,
-    has_keys,
-    initial_state,
+    KeyHold,
+    PlannedJob,
+    Reads,
+    Stored,
+    plan_enqueue,
+    reads_for,
 )
 from conveyor.stores.postgres.rows import COLUMN_LIST, encode_tags, state_of
 from conveyor.stores.sql_columns import JOB_COLUMNS
-
-S = JobState
 
 INSERT_JOB: Final = (
     f"INSERT INTO jobs ({COLUMN_LIST}) VALUES ({', '.join(['%s'] * len(JOB_COLUMNS))})"
@@ -52,13 +42,13 @@ _LOCK_KEYS = (
     "FROM unnest(%s::text[]) AS k ORDER BY hashtextextended(k, 0)"
 )
 _STATES_OF = "SELECT id, state FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR SHARE"
-_UNIQUE_HOLD = """
-SELECT u.job_id, u.expires_at, j.state
-FROM unique_keys AS u LEFT JOIN jobs AS j ON j.id = u.job_id WHERE u.key = %s
+_UNIQUE_HOLDS = """
+SELECT u.key, u.job_id, u.expires_at, j.state
+FROM unique_keys AS u LEFT JOIN jobs AS j ON j.id = u.job_id WHERE u.key = ANY(%s::text[])
 """
-_IDEMPOTENCY_HOLD = """
-SELECT k.job_id, k.fingerprint, k.expires_at, j.state
-FROM idempotency_keys AS k LEFT JOIN jobs AS j ON j.id = k.job_id WHERE k.key = %s
+_IDEMPOTENCY_HOLDS = """
+SELECT k.key, k.job_id, k.expires_at, j.state, k.fingerprint
+FROM idempotency_keys AS k LEFT JOIN jobs AS j ON j.id = k.job_id WHERE k.key = ANY(%s::text[])
 """
 _PUT_UNIQUE = """
 INSERT INTO unique_keys (key, job_id, expires_at) VALUES (%s, %s, %s)
@@ -75,101 +65,60 @@ _PUT_DEPENDENCY = (
 _MARK_DEPENDED_ON = (
     "UPDATE jobs SET has_dependents = true WHERE id = ANY(%s::text[]) AND NOT has_dependents"
 )
-_ACTIVE_VALUES: Final = frozenset(s.value for s in ACTIVE_STATES)
 
 
 def enqueue_batch(cur: Cursor[Any], jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
-    """Plan then insert ``jobs``; the caller owns the transaction (or savepoint).
+    """Lock the batch's keys, read what the planner needs, plan, then insert.
 
-    ``check_no_cycle`` must have been called on the batch already.
+    The caller owns the transaction (or savepoint).
     """
-    plan = EnqueuePlan(jobs)
-    if len(plan.batch_ids) != len(jobs):
-        raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
+    reads = reads_for(jobs)
+    plan = plan_enqueue(jobs, now, _read(cur, reads) if reads else Stored())
+    _insert(cur, plan, now)
+    return plan.results
+
+
+def _read(cur: Cursor[Any], reads: Reads) -> Stored:
+    """Lock the keys (sorted: no deadlock), then read dependency states and key holds."""
     keys = sorted(
-        {f"conveyor:u:{job.unique_key}" for job in jobs if job.unique_key}
-        | {f"conveyor:i:{job.idempotency_key}" for job in jobs if job.idempotency_key}
+        [f"conveyor:u:{key}" for key in reads.unique_keys]
+        + [f"conveyor:i:{key}" for key in reads.idempotency_keys]
     )
     if keys:
         cur.execute(_LOCK_KEYS, (keys,))
-    external = {d for job in jobs for d in job.depends_on if d not in plan.batch_ids}
-    if external:
-        for job_id, state in cur.execute(_STATES_OF, (sorted(external),)).fetchall():
-            plan.known[job_id] = state_of(state)
-    for index, job in enumerate(jobs):
-        for dep in job.depends_on:
-            if dep not in plan.batch_ids and dep not in plan.known:
-                raise UnknownDependency(dep)
-        holder = _duplicate_of(cur, job, now, plan) if has_keys(job) else None
-        if holder is not None:
-            plan.duplicate_of[index] = holder
-            plan.duplicate_ids.setdefault(job.id, holder)
-            continue
-        if job.unique_key:
-            plan.seen_unique[job.unique_key] = job.id
-        if job.idempotency_key:
-            plan.seen_idempotency[job.idempotency_key] = (job.id, job.fingerprint)
-    fresh = [job for i, job in enumerate(jobs) if i not in plan.duplicate_of]
-    for job in dependency_order(fresh, plan):
-        plan.planned[job.id] = initial_state(job, now, plan)
-    _insert(cur, fresh, now, plan)
-    results: list[EnqueueResult] = []
-    for index, job in enumerate(jobs):
-        holder = plan.duplicate_of.get(index)
-        if holder is None:
-            results.append(EnqueueResult(job.id, plan.planned[job.id]))
-        else:
-            results.append(EnqueueResult(holder, plan.state(holder) or S.PENDING, True))
-    return results
+    states = {}
+    if reads.job_ids:
+        rows = cur.execute(_STATES_OF, (list(reads.job_ids),)).fetchall()
+        states = {job_id: state_of(state) for job_id, state in rows}
+    unique = {}
+    if reads.unique_keys:
+        rows = cur.execute(_UNIQUE_HOLDS, (list(reads.unique_keys),)).fetchall()
+        unique = {key: _hold(job_id, expires, state) for key, job_id, expires, state in rows}
+    idempotency = {}
+    if reads.idempotency_keys:
+        rows = cur.execute(_IDEMPOTENCY_HOLDS, (list(reads.idempotency_keys),)).fetchall()
+        idempotency = {
+            key: _hold(job_id, expires, state, fingerprint)
+            for key, job_id, expires, state, fingerprint in rows
+        }
+    return Stored(states, unique, idempotency)
 
 
-def _duplicate_of(cur: Cursor[Any], job: NewJob, now: float, plan: EnqueuePlan) -> str | None:
-    """The id that ``job`` duplicates (idempotency key first, then unique key), or None."""
-    key = job.idempotency_key
-    if key:
-        if key in plan.seen_idempotency:
-            first, fingerprint = plan.seen_idempotency[key]
-            if fingerprint != job.fingerprint:
-                raise IdempotencyConflict(key, first)
-            return first
-        row = cur.execute(_IDEMPOTENCY_HOLD, (key,)).fetchone()
-        if row is not None and row[2] > now:
-            if row[1] != job.fingerprint:
-                raise IdempotencyConflict(key, row[0])
-            plan.known[row[0]] = state_of(row[3]) if row[3] is not None else None
-            return str(row[0])
-    key = job.unique_key
-    if key:
-        if key in plan.seen_unique:
-            return plan.seen_unique[key]
-        row = cur.execute(_UNIQUE_HOLD, (key,)).fetchone()
-        if row is not None:
-            holder_id, expires_at, state = row
-            held = expires_at > now if expires_at is not None else state in _ACTIVE_VALUES
-            if held:
-                plan.known[holder_id] = state_of(state) if state is not None else None
-                return str(holder_id)
-    return None
+def _hold(
+    job_id: str, expires_at: float | None, state: str | None, fingerprint: str = ""
+) -> KeyHold:
+    return KeyHold(job_id, expires_at, None if state is None else state_of(state), fingerprint)
 
 
-def _insert(cur: Cursor[Any], fresh: list[NewJob], now: float, plan: EnqueuePlan) -> None:
+def _insert(cur: Cursor[Any], plan: EnqueuePlan, now: float) -> None:
     rows: list[tuple[Any, ...]] = []
     edges: list[tuple[str, str]] = []
     unique: list[tuple[str, str, float | None]] = []
     idempotency: list[tuple[str, str, str, float]] = []
-    for job in fresh:
-        state = plan.planned[job.id]
-        blocked_by = 0
-        if state is S.BLOCKED:
-            open_deps = [
-                d
-                for d in dict.fromkeys(map(plan.resolve, job.depends_on))
-                if plan.state(d) is not S.COMPLETED
-            ]
-            blocked_by = len(open_deps)
-            edges.extend((job.id, d) for d in open_deps)
-        reason = FailureReason.DEPENDENCY_FAILED.value if state in ENDED_BADLY else None
-        rows.append(_row(job, state, blocked_by, reason, now))
+    for planned in plan.jobs:
+        job = planned.job
+        edges.extend((job.id, d) for d in planned.open_deps)
+        rows.append(_row(planned, now))
         if job.unique_key:
             expires = None if job.unique_for is None else now + job.unique_for
             unique.append((job.unique_key, job.id, expires))
@@ -199,16 +148,15 @@ def _insert(cur: Cursor[Any], fresh: list[NewJob], now: float, plan: EnqueuePlan
         cur.executemany(_PUT_IDEMPOTENCY, idempotency)
 
 
-def _row(
-    job: NewJob, state: JobState, blocked_by: int, reason: str | None, now: float
-) -> tuple[Any, ...]:
+def _row(planned: PlannedJob, now: float) -> tuple[Any, ...]:
     """Values in :data:`~conveyor.stores.postgres.rows.JOB_COLUMNS` order."""
+    job, reason = planned.job, planned.failure_reason
     return (
         job.id,
         job.queue,
         job.task,
         job.payload,
-        state.value,
+        planned.state.value,
         job.priority,
         0,
         job.max_attempts,
@@ -217,8 +165,8 @@ def _row(
         None,
         None,
         None,
-        list(job.depends_on) or None,
-        blocked_by,
+        list(planned.depends_on) or None,
+        len(planned.open_deps),
         job.on_dependency_failure.value,
         job.parent_id,
         encode_tags(job.tags),

@@ -39,7 +39,6 @@ from conveyor.job import (
     Lease,
     NewJob,
     StateCounts,
-    check_no_cycle,
     check_transition,
 )
 from conveyor.stores import base, controls
@@ -313,7 +312,6 @@ class PostgresStore:
         appears, and wakes workers, only when the caller commits. On an autocommit
         connection the batch is its own transaction.
         """
-        check_no_cycle(jobs)
         t = self._now(now)
         if connection is not None:
             return self._enqueue_joined(connection, jobs, t)

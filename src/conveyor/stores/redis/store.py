@@ -24,11 +24,9 @@ from redis.commands.core import Script
 from conveyor.clock import Clock
 from conveyor.errors import (
     ConfigurationError,
-    IdempotencyConflict,
     InvalidOption,
     LeaseLost,
     StoreUnavailable,
-    UnknownDependency,
 )
 from conveyor.job import (
     EnqueueResult,
@@ -39,7 +37,6 @@ from conveyor.job import (
     Lease,
     NewJob,
     StateCounts,
-    check_no_cycle,
 )
 from conveyor.stores import controls, redact
 from conveyor.stores.base import (
@@ -59,10 +56,17 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.enqueue_plan import plan_enqueue, reads_for
 from conveyor.stores.node_records import node_from_json, node_params
 from conveyor.stores.records import check_record
 from conveyor.stores.redis import codec, records, scripts
-from conveyor.stores.selection import dependencies_first, matches, page_bounds, unique_ids
+from conveyor.stores.redis.enqueue import (
+    ENQUEUE_TRIES,
+    decode_observation,
+    encode_plan,
+    encode_reads,
+)
+from conveyor.stores.selection import matches, page_bounds, unique_ids
 from conveyor.stores.server_clock import ServerClock
 
 log = logging.getLogger("conveyor.stores.redis")
@@ -74,8 +78,6 @@ DEFAULT_PREFIX = "conveyor"
 # the parent's sockets); kept referenced so garbage collection leaves them alone too.
 _INHERITED: list[redis.Redis] = []
 _ERROR_CODES = (
-    "CONVEYOR_UNKNOWN_DEPENDENCY",
-    "CONVEYOR_IDEMPOTENCY_CONFLICT",
     "CONVEYOR_DUPLICATE_ID",
     "CONVEYOR_LEASE_LOST",
 )
@@ -206,10 +208,6 @@ def _raise_script_error(exc: redis.ResponseError) -> None:
         if at < 0:
             continue
         args = message[at + len(code) :].strip().split(" ", 1)
-        if code == "CONVEYOR_UNKNOWN_DEPENDENCY":
-            raise UnknownDependency(args[0]) from exc
-        if code == "CONVEYOR_IDEMPOTENCY_CONFLICT":
-            raise IdempotencyConflict(args[1] if len(args) > 1 else "", args[0]) from exc
         if code == "CONVEYOR_DUPLICATE_ID":
             raise InvalidOption(
                 "id", f"a job with id {args[0]} already exists (ids must be unique)"
@@ -357,50 +355,28 @@ class RedisStore:
     def enqueue(
         self, jobs: Sequence[NewJob], *, connection: object | None = None, now: float | None = None
     ) -> list[EnqueueResult]:
-        """Insert the batch in one script: validation first, then every write."""
+        """Plan the batch in Python from one read, then write it in one script.
+
+        The script writes only if what the plan read is unchanged, else we plan again.
+        """
         if connection is not None:
             raise ConfigurationError(
                 "the Redis store cannot join a database transaction; use the postgresql store"
             )
         if not jobs:
             return []
-        if len({job.id for job in jobs}) != len(jobs):
-            raise InvalidOption("id", "a job with this id already exists (ids must be unique)")
-        check_no_cycle(jobs)
         t = self._now(now)
-        ordered = dependencies_first(jobs)
-        args: list[str | bytes] = [codec.num(t), str(len(ordered))]
-        for job in ordered:
-            run_at = t if job.run_at is None else job.run_at
-            args += [
-                job.id,
-                job.queue,
-                job.task,
-                job.payload,
-                str(job.priority),
-                str(job.max_attempts),
-                codec.num(run_at),
-                codec.sort_key(run_at),
-                "1" if job.run_at is not None and job.run_at > t else "0",
-                "" if job.timeout is None else codec.num(job.timeout),
-                job.on_dependency_failure.value,
-                job.parent_id or "",
-                codec.pack_strings(job.tags),
-                job.unique_key or "",
-                "" if job.unique_for is None else codec.num(t + job.unique_for),
-                job.idempotency_key or "",
-                codec.num(t + job.idempotency_for),
-                job.fingerprint,
-                str(job.task_version),
-                str(len(job.depends_on)),
-                *job.depends_on,
-            ]
-        reply = self._run("enqueue", args)
-        by_id = {
-            job.id: EnqueueResult(_text(r[0]), S(_text(r[1])), bool(int(r[2])))
-            for job, r in zip(ordered, reply, strict=True)
-        }
-        return [by_id[job.id] for job in jobs]
+        reads = reads_for(jobs)
+        asked = encode_reads(reads)
+        for _ in range(ENQUEUE_TRIES):
+            observed: list[bytes] = self._run("enqueue", ["read", *asked]) if reads else []
+            plan = plan_enqueue(jobs, t, decode_observation(reads, observed))
+            if self._run("enqueue", ["write", *asked, *observed, *encode_plan(plan, t)]):
+                return plan.results
+        raise StoreUnavailable(
+            f"enqueue: the keys or dependencies of this batch changed {ENQUEUE_TRIES} times "
+            "while it was being planned; retry the enqueue"
+        )
 
     # consumers -----------------------------------------------------------------------------
     def _ack_claim(

@@ -2,8 +2,8 @@
 
 Used on the store's own connection and on a caller's connection (transactional
 enqueue), so it uses plain SQL only (no functions registered by the store). Every
-decision is taken before the first write, in the order the reference store takes
-them; a refused batch therefore raises before anything is inserted.
+decision is the shared planner's (:mod:`conveyor.stores.enqueue_plan`), taken before
+the first write; a refused batch therefore raises before anything is inserted.
 """
 
 from __future__ import annotations
@@ -12,24 +12,16 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
-from conveyor.errors import (
-    IdempotencyConflict,
-    InvalidOption,
-    UnknownDependency,
-)
-from conveyor.job import (
-    ACTIVE_STATES,
-    EnqueueResult,
-    FailureReason,
-    JobState,
-    NewJob,
-)
+from conveyor.errors import InvalidOption
+from conveyor.job import EnqueueResult, JobState, NewJob
 from conveyor.stores.enqueue_plan import (
-    ENDED_BADLY,
     EnqueuePlan,
-    dependency_order,
-    has_keys,
-    initial_state,
+    KeyHold,
+    PlannedJob,
+    Reads,
+    Stored,
+    plan_enqueue,
+    reads_for,
 )
 from conveyor.stores.sql_columns import JOB_COLUMNS
 from conveyor.stores.sqlite.rows import (
@@ -45,13 +37,15 @@ S = JobState
 _PUT_PAYLOAD: Final = "INSERT INTO job_payloads (job_id, payload) VALUES (?, ?)"
 INSERT_JOB: Final = f"INSERT INTO jobs ({COLUMN_LIST}) VALUES ({', '.join('?' * len(JOB_COLUMNS))})"
 _STATES_OF = "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
-_UNIQUE_HOLD = """
-SELECT u.job_id, u.expires_at, j.state
-FROM unique_keys AS u LEFT JOIN jobs AS j ON j.id = u.job_id WHERE u.key = ?
+_UNIQUE_HOLDS = """
+SELECT u.key, u.job_id, u.expires_at, j.state
+FROM unique_keys AS u LEFT JOIN jobs AS j ON j.id = u.job_id
+WHERE u.key IN (SELECT value FROM json_each(?))
 """
-_IDEMPOTENCY_HOLD = """
-SELECT k.job_id, k.fingerprint, k.expires_at, j.state
-FROM idempotency_keys AS k LEFT JOIN jobs AS j ON j.id = k.job_id WHERE k.key = ?
+_IDEMPOTENCY_HOLDS = """
+SELECT k.key, k.job_id, k.expires_at, j.state, k.fingerprint
+FROM idempotency_keys AS k LEFT JOIN jobs AS j ON j.id = k.job_id
+WHERE k.key IN (SELECT value FROM json_each(?))
 """
 _PUT_UNIQUE = "INSERT OR REPLACE INTO unique_keys (key, job_id, expires_at) VALUES (?, ?, ?)"
 _PUT_IDEMPOTENCY = (
@@ -60,92 +54,52 @@ _PUT_IDEMPOTENCY = (
 )
 _PUT_DEPENDENCY = "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)"
 _MARK_DEPENDED_ON = "UPDATE jobs SET has_dependents = 1 WHERE id = ? AND has_dependents = 0"
-_ACTIVE_VALUES: Final = frozenset(s.value for s in ACTIVE_STATES)
 
 
 def enqueue_batch(cur: sqlite3.Cursor, jobs: Sequence[NewJob], now: float) -> list[EnqueueResult]:
-    """Plan then insert ``jobs``; the caller owns the transaction. ``check_no_cycle``
-    must have been called on the batch already."""
-    plan = EnqueuePlan(jobs)
-    external = {d for job in jobs for d in job.depends_on if d not in plan.batch_ids}
-    if external:
-        for job_id, state in cur.execute(_STATES_OF, (encode_ids(sorted(external)),)):
-            plan.known[job_id] = state_of(state)
-    for index, job in enumerate(jobs):
-        for dep in job.depends_on:
-            if dep not in plan.batch_ids and dep not in plan.known:
-                raise UnknownDependency(dep)
-        holder = _duplicate_of(cur, job, now, plan) if has_keys(job) else None
-        if holder is not None:
-            plan.duplicate_of[index] = holder
-            plan.duplicate_ids.setdefault(job.id, holder)
-            continue
-        if job.unique_key:
-            plan.seen_unique[job.unique_key] = job.id
-        if job.idempotency_key:
-            plan.seen_idempotency[job.idempotency_key] = (job.id, job.fingerprint)
-    fresh = [job for i, job in enumerate(jobs) if i not in plan.duplicate_of]
-    for job in dependency_order(fresh, plan):
-        plan.planned[job.id] = initial_state(job, now, plan)
-    _insert(cur, fresh, now, plan)
-    results: list[EnqueueResult] = []
-    for index, job in enumerate(jobs):
-        holder = plan.duplicate_of.get(index)
-        if holder is None:
-            results.append(EnqueueResult(job.id, plan.planned[job.id]))
-        else:
-            results.append(EnqueueResult(holder, plan.state(holder) or S.PENDING, True))
-    return results
+    """Read what the planner needs, plan, then insert; the caller owns the transaction."""
+    reads = reads_for(jobs)
+    plan = plan_enqueue(jobs, now, _read(cur, reads) if reads else Stored())
+    _insert(cur, plan, now)
+    return plan.results
 
 
-def _duplicate_of(cur: sqlite3.Cursor, job: NewJob, now: float, plan: EnqueuePlan) -> str | None:
-    """The id that ``job`` duplicates (idempotency key first, then unique key), or None."""
-    key = job.idempotency_key
-    if key:
-        if key in plan.seen_idempotency:
-            first, fingerprint = plan.seen_idempotency[key]
-            if fingerprint != job.fingerprint:
-                raise IdempotencyConflict(key, first)
-            return first
-        row = cur.execute(_IDEMPOTENCY_HOLD, (key,)).fetchone()
-        if row is not None and row[2] > now:
-            if row[1] != job.fingerprint:
-                raise IdempotencyConflict(key, row[0])
-            plan.known[row[0]] = state_of(row[3]) if row[3] is not None else None
-            return str(row[0])
-    key = job.unique_key
-    if key:
-        if key in plan.seen_unique:
-            return plan.seen_unique[key]
-        row = cur.execute(_UNIQUE_HOLD, (key,)).fetchone()
-        if row is not None:
-            holder_id, expires_at, state = row
-            held = expires_at > now if expires_at is not None else state in _ACTIVE_VALUES
-            if held:
-                plan.known[holder_id] = state_of(state) if state is not None else None
-                return str(holder_id)
-    return None
+def _read(cur: sqlite3.Cursor, reads: Reads) -> Stored:
+    """Stored dependency states and key holds, three queries at most."""
+    states = {}
+    if reads.job_ids:
+        rows = cur.execute(_STATES_OF, (encode_ids(reads.job_ids),))
+        states = {job_id: state_of(state) for job_id, state in rows}
+    unique = {}
+    if reads.unique_keys:
+        rows = cur.execute(_UNIQUE_HOLDS, (encode_ids(reads.unique_keys),))
+        unique = {key: _hold(job_id, expires, state) for key, job_id, expires, state in rows}
+    idempotency = {}
+    if reads.idempotency_keys:
+        rows = cur.execute(_IDEMPOTENCY_HOLDS, (encode_ids(reads.idempotency_keys),))
+        idempotency = {
+            key: _hold(job_id, expires, state, fingerprint)
+            for key, job_id, expires, state, fingerprint in rows
+        }
+    return Stored(states, unique, idempotency)
 
 
-def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: EnqueuePlan) -> None:
+def _hold(
+    job_id: str, expires_at: float | None, state: str | None, fingerprint: str = ""
+) -> KeyHold:
+    return KeyHold(job_id, expires_at, None if state is None else state_of(state), fingerprint)
+
+
+def _insert(cur: sqlite3.Cursor, plan: EnqueuePlan, now: float) -> None:
     rows: list[tuple[Any, ...]] = []
     large: list[tuple[str, bytes]] = []
     edges: list[tuple[str, str]] = []
     unique: list[tuple[str, str, float | None]] = []
     idempotency: list[tuple[str, str, str, float]] = []
-    for job in fresh:
-        state = plan.planned[job.id]
-        blocked_by = 0
-        if state is S.BLOCKED:
-            open_deps = [
-                d
-                for d in dict.fromkeys(map(plan.resolve, job.depends_on))
-                if plan.state(d) is not S.COMPLETED
-            ]
-            blocked_by = len(open_deps)
-            edges.extend((job.id, d) for d in open_deps)
-        reason = FailureReason.DEPENDENCY_FAILED.value if state in ENDED_BADLY else None
-        rows.append(_row(job, state, blocked_by, reason, now))
+    for planned in plan.jobs:
+        job = planned.job
+        edges.extend((job.id, d) for d in planned.open_deps)
+        rows.append(_row(planned, now))
         if len(job.payload) > INLINE_PAYLOAD_MAX:
             large.append((job.id, job.payload))
         if job.unique_key:
@@ -155,6 +109,8 @@ def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: EnqueueP
             idempotency.append(
                 (job.idempotency_key, job.id, job.fingerprint, now + job.idempotency_for)
             )
+    if not rows:
+        return
     try:
         cur.executemany(INSERT_JOB, rows)
     except sqlite3.IntegrityError as exc:
@@ -170,16 +126,15 @@ def _insert(cur: sqlite3.Cursor, fresh: list[NewJob], now: float, plan: EnqueueP
         cur.executemany(_PUT_IDEMPOTENCY, idempotency)
 
 
-def _row(
-    job: NewJob, state: JobState, blocked_by: int, reason: str | None, now: float
-) -> tuple[Any, ...]:
+def _row(planned: PlannedJob, now: float) -> tuple[Any, ...]:
     """Values in :data:`~conveyor.stores.sqlite.rows.JOB_COLUMNS` order."""
+    job, reason = planned.job, planned.failure_reason
     return (
         job.id,
         job.queue,
         job.task,
         job.payload if len(job.payload) <= INLINE_PAYLOAD_MAX else b"",
-        state.value,
+        planned.state.value,
         job.priority,
         0,
         job.max_attempts,
@@ -188,8 +143,8 @@ def _row(
         None,
         None,
         None,
-        encode_ids(job.depends_on),
-        blocked_by,
+        encode_ids(planned.depends_on),
+        len(planned.open_deps),
         job.on_dependency_failure.value,
         job.parent_id,
         encode_tags(job.tags),

@@ -28,7 +28,6 @@ from conveyor.job import (
     Lease,
     NewJob,
     StateCounts,
-    check_no_cycle,
     check_transition,
 )
 from conveyor.stores import base, controls
@@ -322,7 +321,6 @@ class SQLiteStore:
         their next poll unless the caller calls :meth:`notify` after committing. If the
         connection is in autocommit mode the batch is committed here and workers are woken.
         """
-        check_no_cycle(jobs)
         t = self._now(now)
         if not jobs and connection is None:
             return []

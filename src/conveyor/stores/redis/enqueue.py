@@ -1,0 +1,96 @@
+"""The Redis side of the shared enqueue planner: arguments and replies of ``enqueue.lua``.
+
+The batch is planned in Python (:mod:`conveyor.stores.enqueue_plan`) from what one read
+of the script observed; the script's write step checks that observation again before it
+writes, so the plan and the writes are atomic together (a changed observation means
+"plan again").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from conveyor.job import JobState
+from conveyor.stores.enqueue_plan import EnqueuePlan, KeyHold, Reads, Stored
+from conveyor.stores.redis import codec
+
+ENQUEUE_TRIES: Final = 50
+"""Plans per enqueue before giving up when the observed keys keep changing."""
+
+
+def encode_reads(reads: Reads) -> list[str]:
+    """``nids id... nunique key... nidem key...``."""
+    out: list[str] = []
+    for items in (reads.job_ids, reads.unique_keys, reads.idempotency_keys):
+        out.append(str(len(items)))
+        out.extend(items)
+    return out
+
+
+def decode_observation(reads: Reads, observed: Sequence[bytes]) -> Stored:
+    """The script's observation (see ``enqueue.lua``) as the planner's input."""
+    values = [_text(v) for v in observed]
+    states: dict[str, JobState] = {}
+    at = len(reads.job_ids)
+    for job_id, state in zip(reads.job_ids, values[:at], strict=True):
+        if state:
+            states[job_id] = JobState(state)
+    unique: dict[str, KeyHold] = {}
+    for key in reads.unique_keys:
+        job_id, expires, state = values[at : at + 3]
+        at += 3
+        if job_id:
+            unique[key] = KeyHold(job_id, _float(expires), _state(state))
+    idempotency: dict[str, KeyHold] = {}
+    for key in reads.idempotency_keys:
+        job_id, expires, fingerprint, state = values[at : at + 4]
+        at += 4
+        if job_id:
+            idempotency[key] = KeyHold(job_id, _float(expires), _state(state), fingerprint)
+    return Stored(states, unique, idempotency)
+
+
+def encode_plan(plan: EnqueuePlan, now: float) -> list[str | bytes]:
+    """``now n`` then each planned job's fields, in the order ``enqueue.lua`` reads them."""
+    args: list[str | bytes] = [codec.num(now), str(len(plan.jobs))]
+    for planned in plan.jobs:
+        job = planned.job
+        run_at = now if job.run_at is None else job.run_at
+        args += [
+            job.id,
+            job.queue,
+            job.task,
+            job.payload,
+            str(job.priority),
+            str(job.max_attempts),
+            codec.num(run_at),
+            codec.sort_key(run_at),
+            "" if job.timeout is None else codec.num(job.timeout),
+            job.on_dependency_failure.value,
+            job.parent_id or "",
+            codec.pack_strings(job.tags),
+            job.unique_key or "",
+            "" if job.unique_for is None else codec.num(now + job.unique_for),
+            job.idempotency_key or "",
+            codec.num(now + job.idempotency_for),
+            job.fingerprint,
+            str(job.task_version),
+            codec.pack_strings(planned.depends_on),
+            planned.state.value,
+            str(len(planned.open_deps)),
+            *planned.open_deps,
+        ]
+    return args
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _state(text: str) -> JobState | None:
+    return JobState(text) if text else None
