@@ -86,6 +86,8 @@ class WorkerSettings:
     """Kill a child silent for this long (0: three heartbeat intervals, at least 5 s)."""
     capabilities: str = ""
     """Comma-separated tags this node offers (recorded in the node registry)."""
+    condition_error_limit: int = 5
+    """A job whose conditions raise this many times in a row fails (``condition_error``)."""
 
     def __post_init__(self) -> None:
         from conveyor.queues import parse_queues
@@ -93,6 +95,7 @@ class WorkerSettings:
         parse_queues(self.queues)
         _positive("prefetch", self.prefetch)
         _positive("max_rescues", self.max_rescues)
+        _positive("condition_error_limit", self.condition_error_limit)
         for name in ("lease_seconds", "heartbeat_interval", "rescue_interval", "poll_interval"):
             _positive(name, getattr(self, name))
         for name in (
