@@ -179,7 +179,7 @@ class Worker:
     def run(self) -> WorkerStats:
         """Process jobs until stopped (or, in burst mode, until the queues are empty)."""
         self._publish_state("started")
-        log.info(
+        log.debug(
             "worker %s started on %s (queues %s)",
             self.worker_id,
             self.store.info().location,
@@ -210,7 +210,7 @@ class Worker:
                 self._maintenance.join(timeout=5)
             self.executor.close()
             self._publish_state("stopped")
-            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+            log.debug("worker %s stopped: %s", self.worker_id, self.stats)
         return self.stats
 
     def run_once(self) -> int:
