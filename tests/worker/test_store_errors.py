@@ -169,6 +169,27 @@ def test_completions_flushed_at_stop_are_retried_past_five_tries(
     assert len(waits) == 7 and worker.stats.completed == 1
 
 
+def test_claimed_jobs_are_released_at_stop_through_an_outage(app: App, store: FailingStore) -> None:
+    holder: list[Worker] = []
+
+    @app.task
+    def stop_after(n: int) -> int:
+        holder[0].request_stop()
+        return n
+
+    first = stop_after.enqueue(1)
+    second = stop_after.enqueue(2)
+    store.fail_next("release", 2)
+    worker = make_worker(app, burst=False, prefetch=2)
+    holder.append(worker)
+    waits = recording_sleeps(worker)
+    worker.run()
+    assert app.get_job(first.id).state is JobState.COMPLETED
+    info = app.get_job(second.id)  # before the fix: left processing, to cost a rescue
+    assert info.state is JobState.PENDING and info.job.attempt == 0
+    assert waits == [0.05, 0.1] and worker.stats.released == 1
+
+
 def test_acknowledgement_gives_up_once_the_lease_is_fenced(
     app: App, store: FailingStore, clock: FakeClock
 ) -> None:

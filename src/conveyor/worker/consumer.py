@@ -42,6 +42,7 @@ log = logging.getLogger("conveyor.worker")
 
 
 _COMPLETED = Outcome(Kind.COMPLETED)
+_RELEASED = Outcome(Kind.RELEASED)
 
 
 class StopWaiting(BaseException):
@@ -528,8 +529,9 @@ class Worker:
                     exc,
                 )
                 for done in acks:
-                    self._done_with(done.lease.job_id)
+                    runtime = self._done_with(done.lease.job_id)
                     self._count("unrecorded")
+                    self._finished(done.lease, _COMPLETED, "unrecorded", runtime)
                 return
             self._acknowledged(acks, lost)
             return
@@ -599,15 +601,13 @@ class Worker:
         )
 
     def _release_unstarted(self, leases: list[Lease]) -> None:
+        """Give back what was claimed but not started (a stop came), retrying through a
+        store outage: a lease left to expire would cost the job a rescue."""
         for lease in leases:
+            label = self._record(lease, _RELEASED)
             self.keeper.untrack(lease.job_id)
-            try:
-                self.store.release(lease)
-                self.stats.released += 1
-            except StoreError as exc:
-                log.warning(
-                    "could not release job %s (%s); its lease will expire", lease.job_id, exc
-                )
+            self._lost.discard(lease.job_id)
+            self._count(label)
 
     # maintenance -------------------------------------------------------------------------
     def _start_maintenance(self) -> None:
