@@ -201,8 +201,8 @@ class Worker:
                 except StoreError as exc:  # a store call no step handled: never stop for it
                     self._store_trouble(exc, "running the worker loop")
         finally:
-            job_log.detach()
             self._flush_acks()
+            job_log.detach()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self.keeper.stop()
