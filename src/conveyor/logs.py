@@ -124,6 +124,15 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.propagate = False
 
 
+def override_logging(level: str | None, fmt: str | None) -> None:
+    """Re-configure with a command's own options (a subcommand's ``--log-level`` wins over
+    the group's); what is not given keeps its current value."""
+    if level is None and fmt is None:
+        return
+    current_level, current_fmt = current_logging()
+    configure_logging(level or current_level, fmt or current_fmt)
+
+
 def current_logging() -> tuple[str, str]:
     """``(level, format)`` of the ``conveyor`` logger, so child processes can match it."""
     root = logging.getLogger("conveyor")

@@ -14,17 +14,6 @@ if TYPE_CHECKING:
     from conveyor.cli import CliState
 
 
-def _apply_logging(quiet: bool, log_level: str | None, log_format: str | None) -> None:
-    """The worker's own log options override the group's (``-q`` is ``--log-level
-    WARNING``); without any, the group's set-up stands."""
-    from conveyor.logs import configure_logging, current_logging
-
-    if not (quiet or log_level or log_format):
-        return
-    level, fmt = current_logging()
-    configure_logging(log_level or ("WARNING" if quiet else level), log_format or fmt)
-
-
 @click.command()
 @click.option(
     "-Q",
@@ -222,14 +211,14 @@ def worker(
     SIGTERM or Ctrl-C stops it after the running job (unstarted jobs go back to
     the queue); a second one interrupts the running job and releases it.
     """
-    from conveyor.logs import current_logging
+    from conveyor.logs import current_logging, override_logging
     from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
     from conveyor.worker.banner import log_banner, summary
     from conveyor.worker.launcher import ExecLauncher, ForkLauncher
     from conveyor.worker.signals import worker_signals
     from conveyor.worker.supervisor import Supervisor
 
-    _apply_logging(quiet, worker_log_level, worker_log_format)
+    override_logging(worker_log_level or ("WARNING" if quiet else None), worker_log_format)
     app = state.app(need_tasks=True)
     settings = build(
         WorkerSettings,
