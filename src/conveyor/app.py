@@ -17,7 +17,7 @@ from conveyor.clock import Clock, SystemClock
 from conveyor.codec import Codec, Keyring
 from conveyor.codec.size import call_data_size
 from conveyor.config import AppSettings, build, read_file_settings
-from conveyor.coordination.limits import Limit, check_limits
+from conveyor.coordination.limits import Limit, check_limit_keys, check_limits
 from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask, WaitTimeout
 from conveyor.events import EventBus, JobEnqueued
 from conveyor.ids import IdGenerator
@@ -277,6 +277,8 @@ class App:
             sig: inspect.Signature | None = inspect.signature(fn)
         except (TypeError, ValueError):
             sig = None
+        if sig is not None:
+            check_limit_keys(task_options.limits, sig, name)
         task: Task[Any, Any] = Task(
             app=self,
             name=name,

@@ -118,6 +118,8 @@ class WorkerSettings:
     """How long cancelled jobs are kept, or ``forever``."""
     prune_interval: float = 60.0
     """Seconds between the pruner's passes (one leader prunes for every worker of the store)."""
+    condition_error_limit: int = 5
+    """A job whose conditions raise this many times in a row fails (``condition_error``)."""
 
     def __post_init__(self) -> None:
         from conveyor.maintenance.retention import parse_retention
@@ -130,6 +132,7 @@ class WorkerSettings:
         parse_queues(self.queues)
         _positive("prefetch", self.prefetch)
         _positive("max_rescues", self.max_rescues)
+        _positive("condition_error_limit", self.condition_error_limit)
         for name in ("lease_seconds", "heartbeat_interval", "rescue_interval", "poll_interval"):
             _positive(name, getattr(self, name))
         for name in (

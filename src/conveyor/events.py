@@ -43,7 +43,8 @@ class JobStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class JobFinished(Event):
-    """A run ended: ``outcome`` is completed, retrying, failed, cancelled or lost."""
+    """A run ended: ``outcome`` is completed, retrying, failed, cancelled, skipped,
+    deferred, released, lost, or unrecorded (the store refused the acknowledgement)."""
 
     name: ClassVar[str] = "job.finished"
     job_id: str
@@ -54,6 +55,14 @@ class JobFinished(Event):
     outcome: str
     runtime: float
     error: str = ""
+    """``Type: message`` of the exception, for retrying and failed runs."""
+    retry_in: float | None = None
+    """Seconds until the job runs again (retrying, deferred, released to a later time)."""
+    reason: str = ""
+    """Why a failed job is in the DLQ (a :class:`~conveyor.job.FailureReason`)."""
+    detail: str = ""
+    """Why a job was deferred, skipped or released."""
+    traceback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,12 @@ class EventBus:
     def subscribe(self, event_type: type[Event], subscriber: Subscriber) -> None:
         """Call ``subscriber`` for every event of ``event_type`` (``Event``: all events)."""
         self._subscribers.setdefault(event_type, []).append(subscriber)
+
+    def unsubscribe(self, event_type: type[Event], subscriber: Subscriber) -> None:
+        """Stop calling ``subscriber`` for ``event_type`` (no error if it was not there)."""
+        subscribers = self._subscribers.get(event_type, [])
+        if subscriber in subscribers:
+            subscribers.remove(subscriber)
 
     def wants(self, event_type: type[Event]) -> bool:
         """Whether anyone listens, so publishers can skip building the event."""

@@ -85,6 +85,8 @@ class FailureReason(StrEnum):
     """A job it depends on failed or was cancelled."""
     CANCELLED = "cancelled"
     """Cancelled by a user."""
+    CONDITION_ERROR = "condition_error"
+    """Its conditions (or a limit's key function) raised too many times in a row."""
 
 
 class DependencyPolicy(StrEnum):

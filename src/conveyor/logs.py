@@ -1,22 +1,35 @@
-"""Logging set-up: stdlib logging, as text or one JSON object per line.
+"""Logging set-up: stdlib logging, as logfmt lines (``text``) or one JSON object per line.
 
-Structured fields passed with ``extra={...}`` appear as JSON keys (or ``k=v``
-pairs in text), so logs can be searched by job id, queue or worker.
+Structured fields passed with ``extra={...}`` appear as JSON keys (or ``key=value``
+pairs in logfmt), so logs can be searched by job id, queue or worker. Every record
+is one line (newlines inside values are escaped) written with a single ``write``,
+so the lines of prefork children sharing one stderr never interleave mid-line.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
-from typing import Any
+import time
+from typing import IO, Any
 
 import orjson
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+FORMATS = ("text", "json")
+"""``text`` is logfmt; ``json`` one object per line."""
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    """UTC, ISO 8601, milliseconds: sortable across hosts and processes."""
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,29 +49,88 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
-class TextFormatter(logging.Formatter):
-    """Human-readable lines with ``key=value`` extras appended."""
+def logfmt_value(value: object) -> str:
+    """A value as logfmt writes it: bare when it can be, else quoted with escapes."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value)
+    if text and not any(c in text for c in ' "=\\') and text.isprintable():
+        return text
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+class TextFormatter(logging.Formatter):
+    """logfmt: ``time=… level=… logger=… msg="…"`` then the extra fields as ``k=v``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The usual line plus the extra fields."""
-        line = super().format(record)
-        extras = _extras(record)
-        if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return line
+        """One logfmt line (a traceback becomes an escaped ``exception`` field)."""
+        parts = [
+            f"time={_timestamp(record)}",
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"msg={logfmt_value(record.getMessage())}",
+        ]
+        parts += [f"{k}={logfmt_value(v)}" for k, v in _extras(record).items() if v is not None]
+        if record.exc_info:
+            parts.append(f"exception={logfmt_value(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+class LineHandler(logging.Handler):
+    """Writes each record as one line with one ``write`` system call.
+
+    A pipe write of up to ``PIPE_BUF`` (4 KiB) bytes is atomic, and so is an append
+    to a file: lines from several processes sharing the stream stay whole."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self.stream = stream
+        try:
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self._fd = None  # a stream without a descriptor (tests capture output)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format and write ``record``; errors go to :meth:`handleError` as usual."""
+        try:
+            line = self.format(record) + "\n"
+            if self._fd is None:
+                self.stream.write(line)
+                self.stream.flush()
+                return
+            self.stream.flush()  # keep order with text written through the stream
+            data = line.encode("utf-8", "backslashreplace")
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send ``conveyor.*`` logs to stderr in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger("conveyor")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+def override_logging(level: str | None, fmt: str | None) -> None:
+    """Re-configure with a command's own options (a subcommand's ``--log-level`` wins over
+    the group's); what is not given keeps its current value."""
+    if level is None and fmt is None:
+        return
+    current_level, current_fmt = current_logging()
+    configure_logging(level or current_level, fmt or current_fmt)
 
 
 def current_logging() -> tuple[str, str]:

@@ -222,7 +222,7 @@ def test_broken_predicate_defers_and_the_worker_goes_on(app: App, clock: FakeClo
     info = app.get_job(handle.id)
     assert info.state is JobState.SCHEDULED and info.job.attempt == 0
     [decision] = info.decisions
-    assert decision.action == "defer" and decision.source == "error"
+    assert decision.action == "defer" and decision.source == "condition_error"
     assert "metrics service down" in decision.reason and decision.delay == 30.0
     broken["value"] = False
     clock.advance(30)
@@ -243,7 +243,7 @@ def test_broken_key_function_defers(app: App, clock: FakeClock) -> None:
     run_burst(app)
     info = app.get_job(handle.id)
     assert info.state is JobState.SCHEDULED
-    assert [(d.action, d.source) for d in info.decisions] == [("defer", "error")]
+    assert [(d.action, d.source) for d in info.decisions] == [("defer", "condition_error")]
 
 
 # limits ---------------------------------------------------------------------------------

@@ -13,15 +13,6 @@ from conveyor.config import WorkerSettings, build, read_file_settings
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
-    from conveyor.worker.reporting import WorkerStats
-
-
-def _summary(worker_id: str, stats: WorkerStats) -> str:
-    return (
-        f"{worker_id} stopped: processed {stats.processed}, "
-        f"completed {stats.completed}, failed {stats.failed}, retried {stats.retried}, "
-        f"cancelled {stats.cancelled}, released {stats.released}, lost {stats.lost}"
-    )
 
 
 @click.command()
@@ -192,6 +183,32 @@ def _summary(worker_id: str, stats: WorkerStats) -> str:
     show_envvar=True,
     help="Name of this worker in job records. Default: host:pid:random.",
 )
+@click.option(
+    "--condition-error-limit",
+    type=click.IntRange(min=1),
+    envvar="CONVEYOR_CONDITION_ERROR_LIMIT",
+    show_envvar=True,
+    help="A job whose conditions raise this many times in a row fails with reason "
+    "condition_error. Default: 5.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Log warnings and errors only (no per-job lines): --log-level WARNING.",
+)
+@click.option(
+    "--log-level",
+    "worker_log_level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Log level (as the global option; this one wins). Per-job lines are INFO.",
+)
+@click.option(
+    "--log-format",
+    "worker_log_format",
+    type=click.Choice(["text", "json"]),
+    help="logfmt lines (text) or one JSON object per line (as the global option).",
+)
 @click.pass_obj
 def worker(
     state: CliState,
@@ -218,18 +235,24 @@ def worker(
     solo: bool,
     with_scheduler: bool,
     worker_id: str | None,
+    condition_error_limit: int | None,
+    quiet: bool,
+    worker_log_level: str | None,
+    worker_log_format: str | None,
 ) -> None:
     """Run a worker in this process.
 
     SIGTERM or Ctrl-C stops it after the running job (unstarted jobs go back to
     the queue); a second one interrupts the running job and releases it.
     """
-    from conveyor.logs import current_logging
+    from conveyor.logs import current_logging, override_logging
     from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
+    from conveyor.worker.banner import log_banner, summary
     from conveyor.worker.launcher import ExecLauncher, ForkLauncher
     from conveyor.worker.signals import worker_signals
     from conveyor.worker.supervisor import Supervisor
 
+    override_logging(worker_log_level or ("WARNING" if quiet else None), worker_log_format)
     app = state.app(need_tasks=True)
     settings = build(
         WorkerSettings,
@@ -255,12 +278,14 @@ def worker(
             "retention_cancelled": retention_cancelled,
             "prune_interval": prune_interval,
             "worker_id": worker_id,
+            "condition_error_limit": condition_error_limit,
         },
         env=os.environ,
         file=read_file_settings(),
     )
     if solo:
         consumer = app.worker(settings)
+        log_banner(app, settings, consumer.worker_id, mode="solo")
         embedded: SchedulerThread | SchedulerProcess | None = (
             SchedulerThread(app) if with_scheduler else None
         )
@@ -272,7 +297,7 @@ def worker(
         finally:
             if embedded is not None:
                 embedded.stop()
-        click.echo(_summary(consumer.worker_id, stats))
+        click.echo(summary(consumer.worker_id, stats))
         return
     assert state.app_spec is not None
     level, fmt = current_logging()
@@ -280,6 +305,7 @@ def worker(
         state.app_spec, store=state.store_dsn or "", log_level=level, log_format=fmt
     )
     supervisor = Supervisor(app, settings, ForkLauncher(app, fresh))
+    log_banner(app, settings, supervisor.node_id, mode="prefork")
     embedded = SchedulerProcess.for_app(state.app_spec, state.store_dsn) if with_scheduler else None
     if embedded is not None:
         embedded.start()
@@ -288,6 +314,6 @@ def worker(
     finally:
         if embedded is not None:
             embedded.stop()
-    click.echo(_summary(supervisor.node_id, supervisor.totals))
+    click.echo(summary(supervisor.node_id, supervisor.totals))
     if status:
         raise SystemExit(status)

@@ -100,6 +100,29 @@ def record_deferral(
     return float(update_record(store, NAMESPACE, job_id, change))
 
 
+CONDITION_ERROR = "condition_error"
+"""The ``source`` of a decision made because a condition (or a key function) raised."""
+
+
+def record_condition_error(store: Store, job_id: str, reason: str, delay: float) -> int:
+    """Record that the job's conditions raised; return how many times in a row they have.
+
+    Any other decision in between (a limit, a condition's objection) ends the run of
+    errors, so only a predicate that keeps raising counts up to the worker's cap."""
+
+    def change(value: bytes | None, now: float) -> tuple[bytes, float, int]:
+        entries = _entries(value)
+        repeats = 0
+        for entry in reversed(entries):
+            if entry.get("source") != CONDITION_ERROR:
+                break
+            repeats += 1
+        entries.append(DecisionEntry(now, "defer", reason[:500], CONDITION_ERROR, delay).to_json())
+        return orjson.dumps(entries[-KEEP:]), now + RETENTION, repeats + 1
+
+    return int(update_record(store, NAMESPACE, job_id, change))
+
+
 def read_decisions(store: Store, job_id: str) -> list[DecisionEntry]:
     """The job's recorded decisions, oldest first."""
     record = store.get_record(NAMESPACE, job_id)

@@ -162,6 +162,33 @@ def check_limits(limits: object, field: str = "limits") -> tuple[Limit, ...]:
     return tuple(checked)
 
 
+def key_names_no_parameter(limit: Limit, signature: inspect.Signature) -> bool:
+    """Whether ``limit``'s key is an argument name the function cannot receive (every
+    job would then share one bucket: the key's value would always be missing)."""
+    if not isinstance(limit.key, str):
+        return False
+    params = signature.parameters
+    if limit.key in params:
+        return False
+    return not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def check_limit_keys(limits: Sequence[Limit], signature: inspect.Signature, task: str) -> None:
+    """Refuse a limit whose ``key`` names no parameter of the task.
+
+    Raises:
+        InvalidOption: naming the key and the task's parameters.
+    """
+    for limit in limits:
+        if key_names_no_parameter(limit, signature):
+            names = ", ".join(signature.parameters) or "none"
+            raise InvalidOption(
+                "limits",
+                f"key {limit.key!r} of {limit!r} names no parameter of task {task!r} "
+                f"(its parameters: {names}); use one of them or a function of the arguments",
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Bucket:
     """One limit resolved for one job: the record it is counted in."""

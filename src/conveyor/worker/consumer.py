@@ -14,10 +14,11 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from conveyor.app import App
 from conveyor.config import WorkerSettings
-from conveyor.errors import CancelInterrupt, LeaseLost, StoreError
+from conveyor.errors import CancelInterrupt, LeaseLost, StoreError, StoreUnavailable
 from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
 from conveyor.job import Lease
 from conveyor.maintenance.pruner import Pruner
@@ -30,6 +31,7 @@ from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
 from conveyor.worker.gate import Gate
 from conveyor.worker.heartbeat import LeaseKeeper
 from conveyor.worker.interrupt import Interrupter
+from conveyor.worker.joblog import JobLog
 from conveyor.worker.reporting import (
     LeakTracker,
     NullReporter,
@@ -43,6 +45,7 @@ log = logging.getLogger("conveyor.worker")
 
 
 _COMPLETED = Outcome(Kind.COMPLETED)
+_RELEASED = Outcome(Kind.RELEASED)
 
 
 class StopWaiting(BaseException):
@@ -51,6 +54,14 @@ class StopWaiting(BaseException):
 
 STAGE_EVERY = 1.0
 """Seconds between due-job promotions while busy (idle workers stage before sleeping)."""
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 5.0
+"""Back-off after a store error: doubles from the first to the longest wait."""
+
+
+def next_backoff(previous: float) -> float:
+    """The wait after ``previous`` (0: the first error)."""
+    return min(max(previous * 2, BACKOFF_FIRST), BACKOFF_MAX)
 
 
 class Worker:
@@ -84,7 +95,9 @@ class Worker:
         self.selector = QueueSelector(self.queue_spec)
         self.paused_queues = PausedQueues(self.store, app.clock, settings.poll_interval)
         self.interrupter = Interrupter()
-        self.gate = Gate(app, slot_ttl=settings.lease_seconds)
+        self.gate = Gate(
+            app, slot_ttl=settings.lease_seconds, error_limit=settings.condition_error_limit
+        )
         self.executor = Executor(app, self.worker_id, self.interrupter, self.gate)
         self.keeper = LeaseKeeper(
             self.store,
@@ -117,6 +130,9 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._acks: list[Completion] = []
+        self._ack_runtimes: dict[str, float] = {}
+        self.sleep: Callable[[float], None] = time.sleep
+        """How acknowledgement retries wait (tests record the waits instead)."""
         self._idle = False
         self._grace_timer: threading.Timer | None = None
 
@@ -174,7 +190,7 @@ class Worker:
     def run(self) -> WorkerStats:
         """Process jobs until stopped (or, in burst mode, until the queues are empty)."""
         self._publish_state("started")
-        log.info(
+        log.debug(
             "worker %s started on %s (queues %s)",
             self.worker_id,
             self.store.info().location,
@@ -183,6 +199,7 @@ class Worker:
         self.keeper.start()
         if self.maintenance:
             self._start_maintenance()
+        job_log = JobLog(self.app.events)
         try:
             while not self._stop.is_set():
                 try:
@@ -191,8 +208,11 @@ class Worker:
                         break
                 except StopWaiting:
                     continue  # a stop signal cut an idle wait short; the loop condition sees it
+                except StoreError as exc:  # a store call no step handled: never stop for it
+                    self._store_trouble(exc, "running the worker loop")
         finally:
             self._flush_acks()
+            job_log.detach()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self.keeper.stop()
@@ -201,7 +221,7 @@ class Worker:
                 self._maintenance.join(timeout=5)
             self.executor.close()
             self._publish_state("stopped")
-            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+            log.debug("worker %s stopped: %s", self.worker_id, self.stats)
         return self.stats
 
     def run_once(self) -> int:
@@ -267,8 +287,10 @@ class Worker:
             else:
                 lost, leases = [], self.store.claim(params)
         except StoreError as exc:
-            self._acks = acks + self._acks
-            self._store_trouble(exc)
+            self._acks = self._still_held(acks) + self._acks
+            if acks and not isinstance(exc, StoreUnavailable):
+                self._flush_acks()  # find out whether the completions or the claim failed
+            self._store_trouble(exc, "claiming jobs")
             return []
         self._store_backoff = 0.0
         if acks:
@@ -283,7 +305,7 @@ class Worker:
         try:
             result = self.store.stage_due()
         except StoreError as exc:
-            self._store_trouble(exc)
+            self._store_trouble(exc, "promoting due jobs")
             return 0
         self._next_due = result.next_due_at
         return result.promoted
@@ -310,12 +332,29 @@ class Worker:
         finally:
             self._idle = False
         if trouble is not None:
-            self._store_trouble(trouble)
+            self._store_trouble(trouble, "waiting for work")
 
-    def _store_trouble(self, exc: StoreError) -> None:
-        """Back off (up to 5 s) while the store is unreachable; never crash."""
-        self._store_backoff = min(max(self._store_backoff * 2, 0.05), 5.0)
-        log.warning("store unavailable (%s); retrying in %.2fs", exc, self._store_backoff)
+    def _store_trouble(self, exc: StoreError, doing: str) -> None:
+        """Back off (up to 5 s) after a store error; never crash.
+
+        Only :class:`StoreUnavailable` is reported as an outage; any other store error
+        is a refusal or a bug, logged as what it is."""
+        self._store_backoff = next_backoff(self._store_backoff)
+        if isinstance(exc, StoreUnavailable):
+            log.warning(
+                "store unavailable while %s (%s); retrying in %.2fs",
+                doing,
+                exc,
+                self._store_backoff,
+            )
+        else:
+            log.error(
+                "store error while %s: %s: %s; retrying in %.2fs",
+                doing,
+                type(exc).__name__,
+                exc,
+                self._store_backoff,
+            )
         self._stop.wait(self._store_backoff)
 
     def _queues_drained(self) -> bool:
@@ -326,15 +365,19 @@ class Worker:
         """
         busy = ("pending", "processing", "retrying")
         horizon = self.burst_horizon
-        paused = self.paused_queues.current()
-        for counts in self.store.stats():
-            if counts.queue not in self.queue_spec.names or counts.queue in paused:
-                continue
-            if any(counts.counts.get(state, 0) for state in busy):
+        try:
+            paused = self.paused_queues.current()
+            for counts in self.store.stats():
+                if counts.queue not in self.queue_spec.names or counts.queue in paused:
+                    continue
+                if any(counts.counts.get(state, 0) for state in busy):
+                    self._wait_briefly()
+                    return False
+            if self._next_due is not None and self._next_due - self.app.clock.now() < horizon:
                 self._wait_briefly()
                 return False
-        if self._next_due is not None and self._next_due - self.app.clock.now() < horizon:
-            self._wait_briefly()
+        except StoreError as exc:
+            self._store_trouble(exc, "checking whether the queues are drained")
             return False
         return True
 
@@ -381,77 +424,176 @@ class Worker:
                 self.reporter.leak(job.task, *leak)
 
     def _acknowledge(self, lease: Lease, outcome: Outcome) -> None:
-        """Turn an outcome into its one fenced store call."""
+        """Turn an outcome into its one fenced store call.
+
+        The lease stays tracked (the heartbeat renews it) until the call succeeds, so
+        a store outage delays the acknowledgement instead of losing the job's result."""
         job = lease.job
-        self.keeper.untrack(job.id)
         if outcome.kind is not Kind.DEFERRED:  # a put-back job did not run here
             self.stats.processed += 1
         if outcome.kind is Kind.COMPLETED:
             # acknowledged together with the next claim (one commit), or by _flush_acks
             self._acks.append(Completion(lease, outcome.result))
+            self._ack_runtimes[job.id] = self._runtime
             return
-        try:
-            if outcome.kind is Kind.RETRYING:
-                assert outcome.error is not None
-                self.store.fail(lease, outcome.error, retry_at=outcome.retry_at)
-                self.stats.retried += 1
-            elif outcome.kind is Kind.FAILED:
-                assert outcome.error is not None
-                self.store.fail(lease, outcome.error, retry_at=None, reason=outcome.reason)
-                self.stats.failed += 1
-            elif outcome.kind is Kind.CANCELLED or outcome.kind is Kind.SKIPPED:
-                self.store.finish_cancelled(lease)
-                self.stats.cancelled += 1
-            elif outcome.kind is Kind.DEFERRED:
-                self.store.release(lease, run_at=outcome.retry_at)
-                self.stats.deferred += 1
-            else:
-                self.store.release(lease)
-                self.stats.released += 1
-        except LeaseLost:
-            self.stats.lost += 1
-            log.warning("job %s: lease lost before its %s was recorded", job.id, outcome.kind.value)
-            self._finished(lease, outcome, "lost")
-            return
-        except StoreError as exc:
-            log.error("job %s: could not record %s: %s", job.id, outcome.kind.value, exc)
-            return
-        self._finished(lease, outcome, outcome.kind.value)
+        label = self._record(lease, outcome)
+        self.keeper.untrack(job.id)
+        self._lost.discard(job.id)
+        self._count(label)
+        self._finished(lease, outcome, label, self._runtime)
+
+    def _record(self, lease: Lease, outcome: Outcome) -> str:
+        """Make the outcome's store call, retrying while the store is unavailable and the
+        lease is still ours. Returns the label it ended with (the outcome, ``lost`` or
+        ``unrecorded``)."""
+        job_id, kind = lease.job_id, outcome.kind.value
+        backoff = 0.0
+        while True:
+            try:
+                self._store_outcome(lease, outcome)
+                return kind
+            except LeaseLost:
+                log.warning("job %s: lease lost before its %s was recorded", job_id, kind)
+                return "lost"
+            except StoreUnavailable as exc:
+                if job_id in self._lost:
+                    log.error(
+                        "job %s: lease expired while the store was unavailable; its %s was "
+                        "not recorded and the job will be rescued",
+                        job_id,
+                        kind,
+                    )
+                    return "lost"
+                backoff = next_backoff(backoff)
+                log.warning(
+                    "job %s: store unavailable recording its %s (%s); retrying in %.2fs",
+                    job_id,
+                    kind,
+                    exc,
+                    backoff,
+                )
+                self.sleep(backoff)
+            except StoreError as exc:
+                log.error(
+                    "job %s: the store refused to record its %s: %s: %s",
+                    job_id,
+                    kind,
+                    type(exc).__name__,
+                    exc,
+                )
+                return "unrecorded"
+
+    def _store_outcome(self, lease: Lease, outcome: Outcome) -> None:
+        kind = outcome.kind
+        if kind is Kind.RETRYING:
+            assert outcome.error is not None
+            self.store.fail(lease, outcome.error, retry_at=outcome.retry_at)
+        elif kind is Kind.FAILED:
+            assert outcome.error is not None
+            self.store.fail(lease, outcome.error, retry_at=None, reason=outcome.reason)
+        elif kind is Kind.CANCELLED or kind is Kind.SKIPPED:
+            self.store.finish_cancelled(lease)
+        else:  # DEFERRED, RELEASED (a released job may wait: a store error put it back)
+            self.store.release(lease, run_at=outcome.retry_at)
+
+    def _count(self, label: str) -> None:
+        stats = self.stats
+        if label == "retrying":
+            stats.retried += 1
+        elif label == "failed":
+            stats.failed += 1
+        elif label in ("cancelled", "skipped"):
+            stats.cancelled += 1
+        elif label == "deferred":
+            stats.deferred += 1
+        elif label == "released":
+            stats.released += 1
+        elif label == "lost":
+            stats.lost += 1
+        elif label == "unrecorded":
+            stats.unrecorded += 1
 
     def _flush_acks(self) -> None:
-        """Acknowledge deferred completions now (before idling or stopping)."""
+        """Acknowledge deferred completions now (before idling or stopping), retrying while
+        the store is unavailable and the leases are still held."""
         acks, self._acks = self._acks, []
-        if not acks:
-            return
-        for attempt in range(5):
+        backoff = 0.0
+        while acks:
             try:
                 lost = self.store.complete(acks)
-                break
+            except StoreUnavailable as exc:
+                acks = self._still_held(acks)
+                backoff = next_backoff(backoff)
+                log.warning(
+                    "store unavailable acknowledging %d jobs (%s); retrying in %.2fs",
+                    len(acks),
+                    exc,
+                    backoff,
+                )
+                self.sleep(backoff)
+                continue
             except StoreError as exc:
-                log.warning("acknowledging %d jobs failed (%s); retrying", len(acks), exc)
-                time.sleep(0.05 * 2**attempt)
-        else:
-            log.error("could not acknowledge %d jobs; their leases will expire", len(acks))
+                log.error(
+                    "the store refused to record the completion of jobs %s: %s: %s",
+                    ", ".join(a.lease.job_id for a in acks),
+                    type(exc).__name__,
+                    exc,
+                )
+                for done in acks:
+                    runtime = self._done_with(done.lease.job_id)
+                    self._count("unrecorded")
+                    self._finished(done.lease, _COMPLETED, "unrecorded", runtime)
+                return
+            self._acknowledged(acks, lost)
             return
-        self._acknowledged(acks, lost)
+
+    def _still_held(self, acks: list[Completion]) -> list[Completion]:
+        """Drop completions whose lease expired meanwhile (the rescuer runs them again)."""
+        if not self._lost:
+            return acks
+        held: list[Completion] = []
+        for done in acks:
+            job_id = done.lease.job_id
+            if job_id in self._lost:
+                log.error(
+                    "job %s: lease expired while the store was unavailable; its completion "
+                    "was not recorded and the job will be rescued",
+                    job_id,
+                )
+                self._done_with(job_id)
+                self._count("lost")
+                self._finished(done.lease, _COMPLETED, "lost", 0.0)
+            else:
+                held.append(done)
+        return held
+
+    def _done_with(self, job_id: str) -> float:
+        """Stop renewing the job's lease; return its run time."""
+        self.keeper.untrack(job_id)
+        self._lost.discard(job_id)
+        return self._ack_runtimes.pop(job_id, 0.0)
 
     def _acknowledged(self, acks: list[Completion], lost: list[str]) -> None:
         lost_ids = set(lost)
         for done in acks:
+            runtime = self._done_with(done.lease.job_id)
             if done.lease.job_id in lost_ids:
                 self.stats.lost += 1
                 log.warning("job %s: lease lost, result dropped", done.lease.job_id)
-                self._finished(done.lease, _COMPLETED, "lost")
+                self._finished(done.lease, _COMPLETED, "lost", runtime)
             else:
                 self.stats.completed += 1
-                self._finished(done.lease, _COMPLETED, "completed")
+                self._finished(done.lease, _COMPLETED, "completed", runtime)
 
-    def _finished(self, lease: Lease, outcome: Outcome, label: str) -> None:
+    def _finished(self, lease: Lease, outcome: Outcome, label: str, runtime: float) -> None:
         self.reporter.job_finished(lease.job_id, label)
         if not self.app.events.wants(JobFinished):
             return
         job = lease.job
-        error = f"{outcome.error.type}: {outcome.error.message}" if outcome.error else ""
+        error = outcome.error
+        retry_in = None
+        if outcome.retry_at is not None:
+            retry_in = max(outcome.retry_at - self.app.clock.now(), 0.0)
         self.app.events.publish(
             JobFinished(
                 job.id,
@@ -460,21 +602,23 @@ class Worker:
                 job.attempt,
                 self.worker_id,
                 label,
-                self._runtime,
-                error,
+                runtime,
+                f"{error.type}: {error.message}" if error else "",
+                retry_in=retry_in,
+                reason=str(outcome.reason or ""),
+                detail=outcome.detail,
+                traceback=error.traceback if error else "",
             )
         )
 
     def _release_unstarted(self, leases: list[Lease]) -> None:
+        """Give back what was claimed but not started (a stop came), retrying through a
+        store outage: a lease left to expire would cost the job a rescue."""
         for lease in leases:
+            label = self._record(lease, _RELEASED)
             self.keeper.untrack(lease.job_id)
-            try:
-                self.store.release(lease)
-                self.stats.released += 1
-            except StoreError as exc:
-                log.warning(
-                    "could not release job %s (%s); its lease will expire", lease.job_id, exc
-                )
+            self._lost.discard(lease.job_id)
+            self._count(label)
 
     # maintenance -------------------------------------------------------------------------
     def _start_maintenance(self) -> None:

@@ -22,6 +22,7 @@ from conveyor.errors import (
     Interrupt,
     InvalidJob,
     SoftTimeoutInterrupt,
+    StoreError,
     TaskTimeout,
     UnknownTask,
 )
@@ -67,6 +68,12 @@ class Outcome:
     exception: BaseException | None = None
     value: Any = None
     """The handler's return value (for run_sync)."""
+    detail: str = ""
+    """Why a job was deferred, skipped or released (for the job's log line)."""
+
+
+STORE_RETRY_DELAY = 1.0
+"""Seconds a job released after a store error waits before it is claimed again."""
 
 
 class Executor:
@@ -111,13 +118,23 @@ class Executor:
             return self._failed(lease, exc, started, FailureReason.CORRUPT)
         except UnknownTask as exc:
             return self._after_error(lease, exc, started, FailureReason.UNKNOWN_TASK)
+        except StoreError as exc:  # the store, not the job: give it back, no attempt spent
+            detail = f"store error while reading the piped result: {exc}"
+            return Outcome(
+                Kind.RELEASED, retry_at=started + STORE_RETRY_DELAY, exception=exc, detail=detail
+            )
         if self.gate is not None:
             admission = self.gate.admit(task, job, payload, args)
+            if admission.error is not None:
+                return self._failed(lease, admission.error, started, FailureReason.CONDITION_ERROR)
             decision = admission.decision
             if decision is not None:
+                detail = f"{decision.condition}: {decision.reason}"
                 if decision.action == "skip":
-                    return Outcome(Kind.SKIPPED)
-                return Outcome(Kind.DEFERRED, retry_at=started + (decision.delay or 1.0))
+                    return Outcome(Kind.SKIPPED, detail=detail)
+                return Outcome(
+                    Kind.DEFERRED, retry_at=started + (decision.delay or 1.0), detail=detail
+                )
             try:
                 return self._run(lease, task, args, payload.kwargs, started)
             finally:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError, InvalidOption
+from conveyor.errors import ConveyorError, InvalidOption, StoreError
 
 if TYPE_CHECKING:
     from conveyor.app import App, Payload
@@ -29,21 +29,30 @@ log = logging.getLogger("conveyor.worker")
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The gate's answer: run (holding ``slots``), or the decision that stops the run."""
+    """The gate's answer: run (holding ``slots``), the decision that stops the run, or
+    the ``error`` the job's conditions kept raising (the job fails with it)."""
 
     decision: Decision | None = None
     slots: tuple[str, ...] = ()
+    error: BaseException | None = None
 
 
 RUN = Admission()
+
+CONDITION_ERROR_DELAY = 30.0
+"""Seconds a job waits after its conditions raised, before they are checked again."""
+STORE_TROUBLE_DELAY = 5.0
+"""Seconds a job waits when the store failed while its conditions were checked."""
 
 
 class Gate:
     """Checks one worker's jobs against their conditions and limits."""
 
-    def __init__(self, app: App, *, slot_ttl: float) -> None:
+    def __init__(self, app: App, *, slot_ttl: float, error_limit: int = 5) -> None:
         self.app = app
         self.slot_ttl = slot_ttl
+        self.error_limit = error_limit
+        """Consecutive condition errors after which the job fails (``condition_error``)."""
         self._limiter: Limiter | None = None
         self._held: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
@@ -97,10 +106,11 @@ class Gate:
                 self._record(job, decision)
                 return Admission(decision)
             buckets = self._buckets(task, job, arguments)
+        except StoreError as exc:  # the store failed, not the condition: try again soon
+            reason = f"store error while checking conditions: {exc}"
+            return Admission(Decision("defer", reason, "store", STORE_TROUBLE_DELAY))
         except Exception as exc:  # a broken condition or key function must not kill the worker
-            decision = Decision("defer", f"could not check conditions: {exc}", "error", 30.0)
-            self._record(job, decision)
-            return Admission(decision)
+            return self._condition_error(job, exc)
         if not buckets:
             return RUN
         try:
@@ -192,7 +202,7 @@ class Gate:
         except ConveyorError as exc:
             log.warning("job %s: could not record the decision (%s)", job.id, exc)
             delay = base
-        log.info(
+        log.debug(
             "job %s: defer %.2fs (%s)",
             job.id,
             delay,
@@ -201,8 +211,24 @@ class Gate:
         )
         return Decision("defer", reason, source, delay)
 
+    def _condition_error(self, job: Job, exc: Exception) -> Admission:
+        """Defer a job whose conditions raised; fail it once they raised ``error_limit``
+        times in a row (a bug in a predicate would otherwise defer it forever)."""
+        from conveyor.conditions import Decision
+        from conveyor.coordination.decisions import CONDITION_ERROR, record_condition_error
+
+        reason = f"could not check conditions: {type(exc).__name__}: {exc}"
+        try:
+            count = record_condition_error(self.app.store, job.id, reason, CONDITION_ERROR_DELAY)
+        except ConveyorError as store_exc:
+            log.warning("job %s: could not record the decision (%s)", job.id, store_exc)
+            count = 1
+        if count >= self.error_limit:
+            return Admission(error=exc)
+        return Admission(Decision("defer", reason, CONDITION_ERROR, CONDITION_ERROR_DELAY))
+
     def _record(self, job: Job, decision: Decision) -> None:
-        log.info(
+        log.debug(
             "job %s: %s (%s)",
             job.id,
             decision.action,

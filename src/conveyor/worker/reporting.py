@@ -32,6 +32,8 @@ class WorkerStats:
     deferred: int = 0
     """Put back by a condition or a limit (no attempt used)."""
     lost: int = 0
+    unrecorded: int = 0
+    """Outcomes the store refused to record (logged with the job id; the lease expires)."""
 
 
 class Reporter(Protocol):

@@ -1,0 +1,101 @@
+"""The job log lines (issue 9 §4) in process: levels, fields, nothing built when a level
+is off, and logfmt lines that stay one line whatever the values hold."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from conveyor.events import EventBus, JobFinished, JobStarted
+from conveyor.logs import LineHandler, TextFormatter, logfmt_value
+from conveyor.worker.joblog import JobLog
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def logger() -> logging.Logger:
+    log = logging.getLogger("conveyor.test_joblog")
+    log.handlers[:] = [Collect()]
+    log.propagate = False
+    return log
+
+
+def collected(logger: logging.Logger) -> list[logging.LogRecord]:
+    handler = logger.handlers[0]
+    assert isinstance(handler, Collect)
+    return handler.records
+
+
+def finished(outcome: str, **extra: object) -> JobFinished:
+    return JobFinished("j1", "t.add", "high", 2, "w1", outcome, 0.25, **extra)  # type: ignore[arg-type]
+
+
+def test_lines_carry_the_job_and_the_outcome(logger: logging.Logger) -> None:
+    logger.setLevel(logging.INFO)
+    bus = EventBus()
+    JobLog(bus, logger)
+    bus.publish(JobStarted("j1", "t.add", "high", 2, "w1"))
+    bus.publish(finished("completed"))
+    bus.publish(finished("retrying", error="ValueError: x", retry_in=3.0, traceback="tb"))
+    bus.publish(finished("failed", error="ValueError: x", reason="exhausted"))
+    bus.publish(finished("deferred", detail="rate_limit: over the limit", retry_in=60.0))
+    records = collected(logger)
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("INFO", "job received"),
+        ("INFO", "job succeeded"),
+        ("WARNING", "job failed, will retry"),
+        ("ERROR", "job failed, moved to the DLQ"),
+        ("INFO", "job deferred"),
+    ]
+    assert all(vars(r)["job_id"] == "j1" and vars(r)["queue"] == "high" for r in records)
+    assert vars(records[1])["runtime"] == 0.25
+    assert vars(records[2])["retry_in"] == 3.0 and vars(records[2])["traceback"] == "tb"
+    assert vars(records[3])["reason"] == "exhausted"
+
+
+def test_nothing_is_built_below_the_level(logger: logging.Logger) -> None:
+    logger.setLevel(logging.WARNING)
+    bus = EventBus()
+    job_log = JobLog(bus, logger)
+    assert not bus.wants(JobStarted)  # the worker does not even build the event
+    bus.publish(finished("completed"))
+    bus.publish(finished("failed", reason="exhausted"))
+    assert [r.getMessage() for r in collected(logger)] == ["job failed, moved to the DLQ"]
+    job_log.detach()
+    assert not bus.wants(JobFinished)
+
+
+def test_logfmt_values_stay_on_one_line() -> None:
+    assert logfmt_value("plain") == "plain"
+    assert logfmt_value('say "hi"\nnow') == '"say \\"hi\\"\\nnow"'
+    assert logfmt_value("") == '""'
+    assert logfmt_value(0.5) == "0.5"
+    record = logging.makeLogRecord(
+        {"name": "conveyor.jobs", "levelname": "ERROR", "msg": "job failed", "tb": "a\nb"}
+    )
+    line = TextFormatter().format(record)
+    assert "\n" not in line and 'tb="a\\nb"' in line and 'msg="job failed"' in line
+
+
+def test_the_handler_writes_whole_lines_to_a_pipe() -> None:
+    read, write = os.pipe()
+    try:
+        with os.fdopen(os.dup(write), "w") as stream:
+            handler = LineHandler(stream)
+            handler.setFormatter(TextFormatter())
+            handler.emit(logging.makeLogRecord({"msg": "x" * 3000, "name": "conveyor.t"}))
+        data = os.read(read, 65536).decode()
+    finally:
+        os.close(read)
+        os.close(write)
+    assert data.endswith("x" * 3000 + "\n") and data.count("\n") == 1
