@@ -15,6 +15,7 @@ Exit codes: 0 success, 1 an operational error (store, missing job), 2 bad input
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,8 @@ from conveyor.logs import configure_logging
 
 __all__ = ["CliState", "main"]
 
+log = logging.getLogger("conveyor.cli")
+
 USAGE_EXIT = 2
 ERROR_EXIT = 1
 
@@ -58,12 +61,16 @@ class CliState:
         self.store_dsn = store_dsn
         self._app: App | None = None
 
-    def app(self, *, need_tasks: bool = False, create: bool | None = None) -> App:
+    def app(
+        self, *, need_tasks: bool = False, create: bool | None = None, service: bool = False
+    ) -> App:
         """The user's App from ``--app``, or a bare App on ``--store`` when tasks are not needed.
 
         Only commands that write (``create``; by default those that ``need_tasks``:
         worker, enqueue, scheduler) may create a store; the others refuse one that does
-        not exist. The first call says on stderr which store is used.
+        not exist. The first call says on stderr which store is used: a plain line, or
+        for a long-running ``service`` (worker, scheduler) a log record, so that every
+        line a service writes follows ``--log-format`` and ``--quiet``.
 
         Raises:
             click.UsageError: ``need_tasks`` and no ``--app`` was given.
@@ -79,7 +86,10 @@ class CliState:
             app = self._load()
             if not (need_tasks if create is None else create):
                 admin.require_store(app)
-            click.echo(f"store: {admin.store_label(app)}", err=True)
+            if service:
+                log.info("store: %s", admin.store_label(app))
+            else:
+                click.echo(f"store: {admin.store_label(app)}", err=True)
             self._app = app
         return self._app
 

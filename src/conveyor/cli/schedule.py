@@ -342,7 +342,7 @@ def scheduler(
     """Run the scheduler: enqueue @app.periodic tasks and stored schedules when due, until
     SIGTERM or Ctrl-C. Run as many as you like: one leads, and each fire time is
     enqueued once."""
-    app = state.app(need_tasks=True)
+    app = state.app(need_tasks=True, service=True)
     from conveyor.scheduler.service import Scheduler
 
     service = Scheduler(app, lookback=lookback, max_catch_up=max_catch_up, leader_ttl=leader_ttl)

@@ -253,7 +253,7 @@ def worker(
     from conveyor.worker.supervisor import Supervisor
 
     override_logging(worker_log_level or ("WARNING" if quiet else None), worker_log_format)
-    app = state.app(need_tasks=True)
+    app = state.app(need_tasks=True, service=True)
     settings = build(
         WorkerSettings,
         flags={
