@@ -138,6 +138,24 @@ def _taken_over(store: Store, clock: FakeClock, job_id: str) -> tuple[Lease, Lea
     return old, new
 
 
+def test_heartbeat_names_each_job_once_when_a_lease_is_given_twice(
+    store: Store, clock: FakeClock
+) -> None:
+    """Every store reports a job once in each list, however often its lease is passed
+    (the reference store once listed a cancel request twice)."""
+    cancelled = add(store)
+    held = claim_one(store, cancelled)
+    store.cancel([cancelled])
+    gone = add(store)
+    old, _new = _taken_over(store, clock, gone)
+
+    beat = store.heartbeat([held, held, old, old], extend=30)
+
+    assert beat.renewed == {cancelled: clock.now() + 30}
+    assert beat.cancel_requested == [cancelled]
+    assert beat.lost == [gone]
+
+
 def test_stale_heartbeat_is_reported_lost(store: Store, clock: FakeClock) -> None:
     job_id = add(store)
     old, new = _taken_over(store, clock, job_id)

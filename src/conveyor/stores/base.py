@@ -319,7 +319,8 @@ class Store(Protocol):
     def heartbeat(
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
-        """Extend held leases to ``now + extend``; report lost ones and cancel requests."""
+        """Extend held leases to ``now + extend``; report lost ones and cancel requests
+        (each job at most once per list, even if its lease is passed twice)."""
         ...
 
     def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:

@@ -61,7 +61,7 @@ from conveyor.stores.enqueue_plan import (
 )
 from conveyor.stores.records import RecordTable, check_record
 from conveyor.stores.rescue import decide_rescue
-from conveyor.stores.selection import matches, page_bounds, unique_ids
+from conveyor.stores.selection import distinct_leases, matches, page_bounds, unique_ids
 
 S = JobState
 
@@ -246,6 +246,7 @@ class MemoryStore:
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
         """Extend each held lease; report the lost and the cancel-requested."""
+        leases = distinct_leases(leases)
         t = self._now(now)
         renewed: dict[str, float] = {}
         lost: list[str] = []

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conveyor.job import Job
+from conveyor.job import Job, Lease
 from conveyor.stores.base import SEARCH_LIMIT_MAX, JobQuery
 
 
 def unique_ids(job_ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(job_ids))
+
+
+def distinct_leases(leases: Iterable[Lease]) -> list[Lease]:
+    """Each (job, token) once, in first-seen order: a heartbeat reports every job at most
+    once in each of its lists, however often the caller passed its lease."""
+    seen: set[tuple[str, str]] = set()
+    distinct: list[Lease] = []
+    for lease in leases:
+        key = (lease.job_id, lease.token)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(lease)
+    return distinct
 
 
 def page_bounds(query: JobQuery) -> tuple[int, int]:

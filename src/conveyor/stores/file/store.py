@@ -70,7 +70,7 @@ from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
 from conveyor.stores.records import check_record
 from conveyor.stores.rescue import decide_rescue
-from conveyor.stores.selection import matches, page_bounds, unique_ids
+from conveyor.stores.selection import distinct_leases, matches, page_bounds, unique_ids
 from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
 
@@ -313,6 +313,7 @@ class FileStore:
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
         """Extend each held lease; report the lost and the cancel-requested."""
+        leases = distinct_leases(leases)
         t = self._now(now)
 
         def work(tx: Transaction) -> HeartbeatResult:

@@ -91,6 +91,7 @@ from conveyor.stores.postgres.rows import (
     node_params,
 )
 from conveyor.stores.records import check_record
+from conveyor.stores.selection import distinct_leases
 from conveyor.stores.server_clock import ServerClock
 
 S = JobState
@@ -372,6 +373,7 @@ class PostgresStore:
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
         """Extend each held lease to ``now + extend`` in one statement."""
+        leases = distinct_leases(leases)
         if not leases:
             return HeartbeatResult({}, [], [])
         t = self._now(now)

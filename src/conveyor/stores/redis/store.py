@@ -66,7 +66,7 @@ from conveyor.stores.redis.enqueue import (
     encode_plan,
     encode_reads,
 )
-from conveyor.stores.selection import matches, page_bounds, unique_ids
+from conveyor.stores.selection import distinct_leases, matches, page_bounds, unique_ids
 from conveyor.stores.server_clock import ServerClock
 
 log = logging.getLogger("conveyor.stores.redis")
@@ -430,6 +430,7 @@ class RedisStore:
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
         """Extend each held lease to ``now + extend``."""
+        leases = distinct_leases(leases)
         t = self._now(now)
         expires = t + extend
         if not leases:

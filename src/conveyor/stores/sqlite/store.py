@@ -50,6 +50,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.node_records import node_from_json, node_params
 from conveyor.stores.records import check_record
+from conveyor.stores.selection import distinct_leases
 from conveyor.stores.sqlite import controls as sqlite_controls
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite import records, schema
@@ -390,6 +391,7 @@ class SQLiteStore:
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
     ) -> HeartbeatResult:
         """Extend each held lease to ``now + extend``; report lost ones and cancel requests."""
+        leases = distinct_leases(leases)
         if not leases:
             return HeartbeatResult({}, [], [])
         t = self._now(now)
