@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +94,24 @@ class RedisServer:
         self.proc = _start_redis_process(self.port, self.directory)
 
 
+def _die_with(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the server when the process
+    that started it dies, so a test run killed before its teardown (a timeout, Ctrl-C
+    twice, kill -9) leaves no server behind. Runs after ``Popen(user=…)`` changed the
+    credentials (which would clear it). None where ``prctl`` is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)
+
+    return arm
+
+
 def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     assert binary is not None
@@ -122,6 +140,7 @@ def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with(signal.SIGTERM),
     )
     log.touch()
     _wait_for_port(port, proc, log)
@@ -230,6 +249,7 @@ def _start_postgres_process(server: PostgresServer) -> subprocess.Popen[bytes]:
         user=server.run_as,
         group=_gid(server.run_as),
         extra_groups=[] if server.run_as else None,
+        preexec_fn=_die_with(signal.SIGINT),  # PostgreSQL's fast shutdown
     )
     log_file.close()
     _wait_for_port(server.port, proc, log)

@@ -1,4 +1,4 @@
-"""Management operations as plain functions: what the CLI (and the dashboard) call.
+"""Management operations as plain functions: what the CLI calls (and any other face).
 
 Nothing here knows about Click, Rich or HTTP. Functions take a
 :class:`~conveyor.stores.base.Store` (or an :class:`~conveyor.App` when payloads must

@@ -1,7 +1,7 @@
 """Bulk job controls by id: retry, cancel, purge, prioritize and move, and id prefixes.
 
 Each operation returns a :class:`JobsChanged`: the ids it changed, and every id it left
-alone with the reason, so a command line, the App and a dashboard can all report the
+alone with the reason, so the command line and the App report the
 same thing. Ids may be unique prefixes (like git's): :func:`resolve_id` turns one into a
 full id (:class:`JobNotFound` when nothing matches); :func:`resolve_ids` does it for the
 bulk operations, which report an id or prefix that matches nothing as skipped. A prefix

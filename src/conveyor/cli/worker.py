@@ -253,7 +253,6 @@ def worker(
     from conveyor.worker.supervisor import Supervisor
 
     override_logging(worker_log_level or ("WARNING" if quiet else None), worker_log_format)
-    app = state.app(need_tasks=True, service=True)
     settings = build(
         WorkerSettings,
         flags={
@@ -283,6 +282,7 @@ def worker(
         env=os.environ,
         file=read_file_settings(),
     )
+    app = state.app(need_tasks=True, service=True)  # settings first: bad flags fail fast
     if solo:
         consumer = app.worker(settings)
         log_banner(app, settings, consumer.worker_id, mode="solo")

@@ -3,7 +3,7 @@ and the state of every schedule (paused, last and next run) that the scheduler k
 
 One record per schedule in the namespace ``schedule``. Schedules declared in code
 (``@app.periodic``) get a record too (``source="code"``), so they can be listed,
-paused and resumed like the others and their last/next run shows in the dashboard;
+paused and resumed like the others and their last/next run shows in ``schedule list``;
 only code can remove them.
 """
 
