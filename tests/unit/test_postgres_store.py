@@ -22,10 +22,11 @@ from tests.stores.test_state_machine import MACHINE_SETTINGS, StoreComparison
 from conveyor.clock import FakeClock
 from conveyor.errors import ConfigurationError, LeaseLost, StoreUnavailable
 from conveyor.ids import IdGenerator
-from conveyor.job import JobState, NewJob
+from conveyor.job import JobError, JobState, NewJob
 from conveyor.stores import open_store
-from conveyor.stores.base import ClaimParams, Completion
+from conveyor.stores.base import ClaimParams, Completion, PruneParams
 from conveyor.stores.postgres import PostgresStore
+from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres.connection import parse_dsn
 from conveyor.stores.postgres.schema import latest_version
 
@@ -363,6 +364,52 @@ def test_concurrent_claimers_take_every_job_exactly_once(postgres_dsn: str) -> N
         assert stats["default"] == {"completed": 300}
     finally:
         store.close()
+
+
+# prune against a concurrent retry ---------------------------------------------------------
+def _waiting_on_a_lock(postgres_dsn: str) -> bool:
+    with psycopg.connect(_server_dsn(postgres_dsn), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+    return row is not None and row[0] > 0
+
+
+def test_prune_keeps_a_job_retried_while_it_was_being_pruned(
+    store: PostgresStore, postgres_dsn: str
+) -> None:
+    """The pruner picks an old failed job; an operator's retry commits before the pruner
+    deletes it: the job is pending again and must survive, not be deleted by id."""
+    [failed] = store.enqueue([_job(max_attempts=1)])
+    [lease] = _claim(store)
+    error = JobError(attempt=lease.job.attempt, type="ValueError", message="boom")
+    store.fail(lease, error, retry_at=None, reason=None)
+    assert isinstance(store.clock, FakeClock)
+    store.clock.advance(1000)
+
+    outcome: list[object] = []
+    with psycopg.connect(_server_dsn(postgres_dsn)) as operator:
+        operator.execute(f'SET search_path TO "{store.schema}"')
+        retried = operator.execute(q.RETRY, (store.clock.now(), failed.id)).rowcount
+        assert retried == 1  # the row is locked until the operator commits
+
+        def prune() -> None:
+            try:
+                outcome.append(store.prune(PruneParams(failed_after=500, sweep=False)))
+            except BaseException as exc:  # pragma: no cover - reported below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=prune)
+        thread.start()
+        deadline = time.monotonic() + 10.0
+        while thread.is_alive() and not _waiting_on_a_lock(postgres_dsn):
+            assert time.monotonic() < deadline, "prune neither finished nor waited on the row"
+            time.sleep(0.01)
+        operator.commit()
+        thread.join(timeout=30)
+
+    assert not thread.is_alive()
+    assert [type(o).__name__ for o in outcome] == ["PruneResult"]
+    job = store.get(failed.id)
+    assert job is not None and job.state is JobState.PENDING
 
 
 # connection loss ------------------------------------------------------------------------------

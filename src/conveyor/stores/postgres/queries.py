@@ -108,7 +108,11 @@ SELECT id, unique_key, idempotency_key FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
 ORDER BY finished_at
 LIMIT %s
+FOR UPDATE SKIP LOCKED
 """
+"""Locked, so a job retried or deleted meanwhile is not deleted by id afterwards (under
+READ COMMITTED the later DELETE would match the revived row); a row another transaction
+holds is skipped, so the pruner never waits: the next pass takes it if it is still old."""
 PRUNE_COUNT: Final = """
 SELECT COUNT(*) FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
