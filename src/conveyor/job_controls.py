@@ -94,8 +94,16 @@ def resolve_ids(store: Store, texts: Sequence[str]) -> list[str]:
     (``unknown id``), as it does an unknown full id.
 
     Raises:
+        InvalidOption: ``texts`` is one string, not a list (its letters would be read as
+            one-letter prefixes, and act on whichever jobs they name).
         AmbiguousJobId: A prefix matches several jobs.
     """
+    if isinstance(texts, str):
+        raise InvalidOption(
+            "jobs",
+            f"expected a list of job ids or prefixes, got the string {texts[:80]!r}; "
+            f"pass [{texts[:80]!r}]",
+        )
     resolved: list[str] = []
     for text in texts:
         found = _matches(store, text)

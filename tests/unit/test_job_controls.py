@@ -144,6 +144,23 @@ def test_bulk_methods_take_a_query(app: App) -> None:
     assert app.purge_jobs(JobQuery(queues=["other"])).changed == waiting
 
 
+def test_one_id_passed_as_a_string_is_refused_not_read_as_one_letter_prefixes(
+    app: App,
+) -> None:
+    """``purge_jobs(job_id)`` instead of ``purge_jobs([job_id])``: each character would be
+    a prefix, and ``0`` names whichever job is alone in starting with it."""
+    kept = enqueue(app)
+    gone = enqueue(app)
+    assert app.purge_jobs([gone]).changed == [gone]
+
+    for call in (app.purge_jobs, app.retry_jobs, app.cancel_jobs, app.resolve_job_ids):
+        with pytest.raises(InvalidOption, match=r"a list of job ids.*\[' ?"):
+            call(gone)
+
+    assert app.store.get(kept) is not None
+    assert app.get_job(kept).job.state is JobState.PENDING
+
+
 # id prefixes -------------------------------------------------------------------------------
 def test_resolve_job_id_of_a_unique_prefix_and_of_a_full_id(app: App) -> None:
     first = enqueue(app)
