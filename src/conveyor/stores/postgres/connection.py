@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from conveyor.errors import ConfigurationError, StoreUnavailable
+from conveyor.stores import redact
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 DEFAULT_SCHEMA = "public"
@@ -97,21 +98,6 @@ def check_identifier(name: str) -> str:
             "(not starting with a digit, at most 63 characters)"
         )
     return name
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password (in the netloc or as a ``password`` parameter)."""
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{host}"
-    query = [
-        (key, "***" if key == "password" else value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def is_connection_error(exc: BaseException) -> bool:

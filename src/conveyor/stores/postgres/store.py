@@ -41,7 +41,7 @@ from conveyor.job import (
     StateCounts,
     check_transition,
 )
-from conveyor.stores import base, controls
+from conveyor.stores import base, controls, redact
 from conveyor.stores.base import (
     CancelResult,
     Capabilities,
@@ -67,7 +67,6 @@ from conveyor.stores.postgres.connection import (
     check_identifier,
     is_connection_error,
     parse_dsn,
-    redact,
     unavailable,
 )
 from conveyor.stores.postgres.dependencies import propagate_failure
