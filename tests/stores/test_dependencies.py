@@ -471,6 +471,25 @@ def test_a_batch_job_that_ends_at_once_does_not_hold_its_unique_key(
     assert count_jobs(store) == 3
 
 
+def test_a_job_that_ends_at_once_holds_a_unique_key_with_a_window_for_the_window(
+    store: Store, clock: FakeClock, make_job: Callable[..., NewJob]
+) -> None:
+    """A window holds its key whatever the job's state, as for a job that ran and ended;
+    only a key without a window is freed by the job ending (the case above)."""
+    dead = add(store, queue="parents")
+    _fail(store, clock, dead)
+    doomed = make_job(unique_key="k", unique_for=60.0, depends_on=(dead,))
+    within = make_job(unique_key="k")
+
+    assert store.enqueue([doomed, within]) == [
+        EnqueueResult(doomed.id, JobState.FAILED, False),
+        EnqueueResult(doomed.id, JobState.FAILED, True),
+    ]
+    clock.advance(61)
+    after = make_job(unique_key="k")
+    assert store.enqueue([after]) == [EnqueueResult(after.id, JobState.PENDING, False)]
+
+
 def test_an_unknown_dependency_is_refused_before_an_idempotency_conflict(
     store: Store, make_job: Callable[..., NewJob]
 ) -> None:
