@@ -11,7 +11,7 @@ from tests.stores.support import LOCAL_DRIVERS, add, claim_one, open_test_store
 from conveyor.clock import FakeClock
 from conveyor.config import WorkerSettings, build
 from conveyor.coordination.decisions import read_decisions, record_decision
-from conveyor.errors import ConfigurationError, InvalidOption
+from conveyor.errors import ConfigurationError, InvalidOption, StoreUnavailable
 from conveyor.maintenance.pruner import LEASE_NAME, Pruner, prune
 from conveyor.maintenance.retention import Retention, describe, parse_retention
 from conveyor.stores.base import Completion, PruneParams, PruneResult, Store
@@ -191,6 +191,45 @@ def test_a_pass_yields_after_its_budget_and_continues_at_once(
     assert slow.calls[-1].sweep and not pruner.backlog
     assert store.get_many(ids) == []
     assert pruner.step() is None  # now the interval applies
+
+
+class _FlakyStore(_SlowStore):
+    """A slow store that can go down: ``prune`` then raises ``StoreUnavailable``."""
+
+    down = False
+
+    def prune(self, params: PruneParams) -> PruneResult:
+        if self.down:
+            self.calls.append(params)
+            raise StoreUnavailable("store down")
+        return super().prune(params)
+
+
+def test_a_failed_step_waits_for_the_interval_even_with_a_backlog(
+    store: Store, clock: FakeClock
+) -> None:
+    """With a backlog the next step runs at once; if that step fails (the store is down),
+    the host's loop must not retry at once: the solo worker's maintenance thread waits
+    0 s while there is a backlog, so it would spin on the store and the log."""
+    _completed(store, 10)
+    clock.advance(DAY + 1)
+    flaky = _FlakyStore(store, clock)
+    pruner = Pruner(flaky, Retention(), holder="a", interval=600.0, batch=2, budget=1.0)  # type: ignore[arg-type]
+    first = pruner.step()
+    assert first is not None and not first.done and pruner.backlog
+
+    flaky.down = True
+    with pytest.raises(StoreUnavailable):
+        pruner.step()
+    tried = len(flaky.calls)
+
+    assert not pruner.backlog and not pruner.due()
+    assert pruner.step() is None
+    assert len(flaky.calls) == tried  # no store call before the interval
+    flaky.down = False
+    clock.advance(600)
+    again = pruner.step()
+    assert again is not None and again.done
 
 
 def test_nothing_to_keep_takes_no_lease(store: Store, clock: FakeClock) -> None:

@@ -189,8 +189,10 @@ class Pruner:
         if not self.due():
             return None
         self._next = self.store.clock.monotonic() + self.interval
+        # Cleared first: a step that raises (store down) must wait for the interval, not
+        # be retried at once by a host that loops without pause while there is a backlog.
+        self.backlog = False
         if not self.lease.acquire():
-            self.backlog = False
             return None
         report = prune(self.store, self.retention, batch=self.batch, budget=self.budget)
         self.backlog = not report.done
