@@ -199,7 +199,7 @@ class Worker:
         self.keeper.start()
         if self.maintenance:
             self._start_maintenance()
-        job_log = JobLog(self.app.events)
+        job_log = JobLog(self.app.events, worker_id=self.worker_id)
         try:
             while not self._stop.is_set():
                 try:
