@@ -301,3 +301,20 @@ def test_a_store_error_inside_a_condition_is_not_counted_as_its_error(
     clock.advance(5.0)
     make_worker(app, condition_error_limit=1).run()
     assert app.get_job(handle.id).state is JobState.COMPLETED
+
+
+def test_a_worker_starts_without_asking_the_store_for_its_description(
+    app: App, store: FailingStore
+) -> None:
+    """The banner (logged once by the process the operator started) names the store;
+    each worker's start makes no store call for it (on PostgreSQL: three queries)."""
+
+    @app.task
+    def fine() -> str:
+        return "ok"
+
+    handle = fine.enqueue()
+    store.fail_next("info", 1)
+    make_worker(app).run()  # before the fix: StoreUnavailable escaped run() at start
+    assert store.left("info") == 1
+    assert app.get_job(handle.id).state is JobState.COMPLETED
