@@ -19,9 +19,6 @@ from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
 from conveyor.stores.base import JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
-PAGE_SIZE = job_controls.PAGE_SIZE
-"""Jobs read per search call while collecting ids."""
-
 STATE_ORDER: tuple[JobState, ...] = (
     JobState.PENDING,
     JobState.SCHEDULED,
