@@ -138,3 +138,14 @@ def test_two_workers_of_one_app_log_each_job_once() -> None:
         app.close()
     messages = [r.getMessage() for r in handler.records]
     assert messages == ["job received", "job succeeded"]  # before the fix: each twice
+
+
+def test_logfmt_escapes_every_control_character() -> None:
+    """A value with a form feed, NEL, a line separator or a terminal escape (user data in
+    an error message) stays on one line for any line splitter and cannot drive a
+    terminal."""
+    value = "a\x0cb\x85c\u2028d\x1b[2Je\x00"
+    written = logfmt_value(value)
+    assert len(written.splitlines()) == 1
+    assert written.isprintable()  # before the fix: the characters went out raw
+    assert written == '"a\\x0cb\\x85c\\u2028d\\x1b[2Je\\x00"'
