@@ -66,8 +66,11 @@ def require_store(app: App) -> None:
 
 
 def store_label(app: App) -> str:
-    """Which store ``app`` uses, printable: SQLite paths absolute, passwords hidden."""
-    return stores.describe(app.dsn) if "://" in app.dsn else app.dsn
+    """Which store ``app`` uses, printable: SQLite paths absolute, passwords hidden; an
+    app built on a Store object is named by its class and where the store lives."""
+    if "://" in app.dsn:
+        return stores.describe(app.dsn)
+    return f"{app.dsn} ({app.store.info().location})"
 
 
 # --- time -------------------------------------------------------------------------------------
