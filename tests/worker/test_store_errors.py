@@ -318,3 +318,22 @@ def test_a_worker_starts_without_asking_the_store_for_its_description(
     make_worker(app).run()  # before the fix: StoreUnavailable escaped run() at start
     assert store.left("info") == 1
     assert app.get_job(handle.id).state is JobState.COMPLETED
+
+
+def test_a_store_bug_reading_the_piped_result_spends_attempts_instead_of_looping(
+    app: App, store: FailingStore, clock: FakeClock
+) -> None:
+    """Only an outage gives the job back for free; a store error that is not one would
+    release it every second forever, so it goes through the retry policy to the DLQ."""
+
+    @app.task(max_attempts=1)
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    chain = app.chain(add.s(1, 2), add.s(10)).enqueue()
+    store.fail_next("get", 1, lambda: StoreError("malformed row in jobs"))
+    make_worker(app).run()
+    info = app.get_job(chain.last.id)  # before the fix: scheduled again, no attempt spent
+    assert info.state is JobState.FAILED
+    [error] = info.errors
+    assert error.type == "StoreError" and "malformed row" in error.message
