@@ -337,3 +337,24 @@ def test_a_store_bug_reading_the_piped_result_spends_attempts_instead_of_looping
     assert info.state is JobState.FAILED
     [error] = info.errors
     assert error.type == "StoreError" and "malformed row" in error.message
+
+
+def test_a_store_bug_inside_a_condition_counts_as_its_error(app: App, store: FailingStore) -> None:
+    """An outage defers the job for free; any other store error would repeat forever, so
+    it counts toward ``condition_error_limit`` like a predicate that raises."""
+
+    @app.condition("reads_store")
+    def reads_store(ctx: ConditionContext) -> bool:
+        ctx.store.stats()
+        return True
+
+    @app.task(conditions=[Predicate("reads_store")])
+    def guarded() -> str:
+        return "ran"
+
+    handle = guarded.enqueue()
+    store.fail_next("stats", 1, lambda: StoreError("malformed row in jobs"))
+    make_worker(app, condition_error_limit=1).run()
+    info = app.get_job(handle.id)  # before the fix: deferred 5 s, again and again
+    assert info.state is JobState.FAILED
+    assert info.failure_reason == FailureReason.CONDITION_ERROR
