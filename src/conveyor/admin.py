@@ -19,9 +19,6 @@ from conveyor.errors import CorruptPayload
 from conveyor.job import Job, JobError, JobState
 from conveyor.stores.base import JobQuery, NodeInfo, Store, StoreInfo, WorkerInfo
 
-PAGE_SIZE = job_controls.PAGE_SIZE
-"""Jobs read per search call while collecting ids."""
-
 STATE_ORDER: tuple[JobState, ...] = (
     JobState.PENDING,
     JobState.SCHEDULED,
@@ -69,8 +66,11 @@ def require_store(app: App) -> None:
 
 
 def store_label(app: App) -> str:
-    """Which store ``app`` uses, printable: SQLite paths absolute, passwords hidden."""
-    return stores.describe(app.dsn) if "://" in app.dsn else app.dsn
+    """Which store ``app`` uses, printable: SQLite paths absolute, passwords hidden; an
+    app built on a Store object is named by its class and where the store lives."""
+    if "://" in app.dsn:
+        return stores.describe(app.dsn)
+    return f"{app.dsn} ({app.store.info().location})"
 
 
 # --- time -------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def split_call(item: object, index: int) -> tuple[Sequence[Any], dict[str, Any]]
 
 def enqueue_calls(task: Task[Any, Any], calls: Iterable[object]) -> list[JobHandle]:
     """Build one job per call of ``task`` (with its bound options) and store them at once."""
-    if isinstance(calls, str | bytes | dict):
+    if isinstance(calls, str | bytes | dict) or not isinstance(calls, Iterable):
         raise InvalidOption("calls", f"expected a list of calls, each {CALL_FORMS}")
     app, options = task.app, task.job_options
     build = app.build_job
@@ -71,7 +71,7 @@ def enqueue_calls(task: Task[Any, Any], calls: Iterable[object]) -> list[JobHand
 
 def enqueue_signatures(app: App, signatures: Iterable[object]) -> list[JobHandle]:
     """Build one job per signature and store them at once (see the module docstring)."""
-    if isinstance(signatures, Signature):
+    if isinstance(signatures, Signature) or not isinstance(signatures, Iterable):
         raise InvalidOption("signatures", "expected a list of signatures: [task.s(...), ...]")
     jobs: list[NewJob] = []
     connection: object | None = None

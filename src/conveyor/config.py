@@ -283,7 +283,7 @@ def build(
         elif env_name in environ:
             values[name] = _coerce(name, hints[name], environ[env_name], env_name)
         elif in_code is not None:
-            values[name] = in_code
+            values[name] = _coerce(name, hints[name], in_code, "code")
         elif file and name in file:
             values[name] = _coerce(name, hints[name], file[name], "settings file")
         elif defaults and name in defaults:

@@ -63,7 +63,19 @@ def logfmt_value(value: object) -> str:
         .replace("\r", "\\r")
         .replace("\t", "\\t")
     )
+    if not escaped.isprintable():  # other control characters: line breaks to some readers
+        escaped = "".join(c if c.isprintable() else _code_escape(c) for c in escaped)
     return f'"{escaped}"'
+
+
+def _code_escape(char: str) -> str:
+    """``\\x1b``, ``\\u2028``: a character that is not printable, written as its code."""
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 class TextFormatter(logging.Formatter):

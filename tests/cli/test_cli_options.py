@@ -100,6 +100,7 @@ def test_every_duration_option_uses_the_duration_parser() -> None:
         "--leader-ttl",
         "--unique-for",
         "--idempotency-for",
+        "--prune-interval",
     }
     found = {
         opt: param.type
@@ -110,6 +111,9 @@ def test_every_duration_option_uses_the_duration_parser() -> None:
     }
     assert set(found) == seconds_flags
     assert all(kind is DURATION for kind in found.values()), found
+    # every float setting is a duration (conveyor.config): a plain float flag is a slip
+    plain = [p.opts for _, c in walk(main) for p in c.params if p.type is click.FLOAT]
+    assert plain == []
 
 
 def test_enqueue_timeout_takes_a_unit(project: Project) -> None:

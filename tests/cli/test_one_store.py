@@ -287,3 +287,16 @@ def test_redis_prefix_without_a_store_is_refused_untouched(
         for key in client.keys(f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def test_an_app_built_on_a_store_object_is_named_by_where_it_lives(tmp_path: Path) -> None:
+    from conveyor import admin
+    from conveyor.stores.sqlite import SQLiteStore
+
+    path = tmp_path / "objects.db"
+    app = App(SQLiteStore(str(path)))
+    try:
+        label = admin.store_label(app)  # before the fix: "SQLiteStore", no path
+    finally:
+        app.close()
+    assert label.startswith("SQLiteStore") and str(path) in label

@@ -73,3 +73,17 @@ def test_calls_may_come_from_a_generator() -> None:
     assert [h.get().payload().args for h in handles] == [[n] for n in range(5)]
     signatures = app.enqueue_many(square.s(n) for n in range(3))
     assert len(signatures) == 3
+
+
+@pytest.mark.parametrize("given", [None, 5, 2.5])
+def test_something_that_is_not_a_list_at_all_is_refused_clearly(given: object) -> None:
+    app = App(MemoryStore(), settings=AppSettings())
+
+    @app.task
+    def one(a: int) -> None: ...
+
+    # before the fix: TypeError "'NoneType' object is not iterable" from deep inside
+    with pytest.raises(InvalidOption, match="list of calls"):
+        one.enqueue_many(given)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOption, match="list of signatures"):
+        app.enqueue_many(given)  # type: ignore[arg-type]

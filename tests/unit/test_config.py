@@ -92,10 +92,11 @@ def test_unknown_file_key_is_refused_with_the_list(tmp_path: Path, table: str) -
 @pytest.mark.parametrize(
     ("value", "seconds"), [("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("45", 45.0), (60, 60.0)]
 )
-def test_duration_settings_take_units_from_env_and_file(value: object, seconds: float) -> None:
+def test_duration_settings_take_units_from_env_file_and_code(value: object, seconds: float) -> None:
     from_env = build(WorkerSettings, env={"CONVEYOR_GRACE": str(value)})
     from_file = build(WorkerSettings, env={}, file={"grace": value})
-    assert from_env.grace == from_file.grace == seconds
+    from_code = build(WorkerSettings, env={}, code={"grace": value})  # app.worker(grace="5m")
+    assert from_env.grace == from_file.grace == from_code.grace == seconds
 
 
 def test_bad_duration_names_the_setting_and_the_forms() -> None:
@@ -104,3 +105,8 @@ def test_bad_duration_names_the_setting_and_the_forms() -> None:
     message = str(caught.value)
     assert "lease_seconds (from CONVEYOR_LEASE_SECONDS)" in message
     assert "90s" in message and "2h" in message
+
+
+def test_a_bad_code_value_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match=r"lease_seconds \(from code\)"):
+        build(WorkerSettings, env={}, code={"lease_seconds": "half a minute"})

@@ -99,3 +99,53 @@ def test_the_handler_writes_whole_lines_to_a_pipe() -> None:
         os.close(read)
         os.close(write)
     assert data.endswith("x" * 3000 + "\n") and data.count("\n") == 1
+
+
+def test_two_workers_of_one_app_log_each_job_once() -> None:
+    """Workers sharing an App share its event bus: each logs its own jobs only."""
+    import threading
+    import time
+
+    from conveyor import App
+    from conveyor.config import AppSettings, WorkerSettings
+    from conveyor.worker.consumer import Worker
+
+    jobs_log = logging.getLogger("conveyor.jobs")
+    handler = Collect()
+    saved = jobs_log.level
+    jobs_log.addHandler(handler)
+    jobs_log.setLevel(logging.INFO)
+    app = App("memory://", settings=AppSettings(store="memory://"))
+
+    @app.task(queue="a")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    idle = Worker(app, WorkerSettings(queues="b", poll_interval=0.02), maintenance=False)
+    thread = threading.Thread(target=idle.run)
+    try:
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not app.events.wants(JobFinished) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the idle worker's job log is attached
+        add.enqueue(1, 2)
+        Worker(app, WorkerSettings(queues="a", burst=True), maintenance=False).run()
+    finally:
+        idle.request_stop(immediate=True)
+        thread.join(timeout=10)
+        jobs_log.removeHandler(handler)
+        jobs_log.setLevel(saved)
+        app.close()
+    messages = [r.getMessage() for r in handler.records]
+    assert messages == ["job received", "job succeeded"]  # before the fix: each twice
+
+
+def test_logfmt_escapes_every_control_character() -> None:
+    """A value with a form feed, NEL, a line separator or a terminal escape (user data in
+    an error message) stays on one line for any line splitter and cannot drive a
+    terminal."""
+    value = "a\x0cb\x85c\u2028d\x1b[2Je\x00"
+    written = logfmt_value(value)
+    assert len(written.splitlines()) == 1
+    assert written.isprintable()  # before the fix: the characters went out raw
+    assert written == '"a\\x0cb\\x85c\\u2028d\\x1b[2Je\\x00"'

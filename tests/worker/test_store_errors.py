@@ -301,3 +301,60 @@ def test_a_store_error_inside_a_condition_is_not_counted_as_its_error(
     clock.advance(5.0)
     make_worker(app, condition_error_limit=1).run()
     assert app.get_job(handle.id).state is JobState.COMPLETED
+
+
+def test_a_worker_starts_without_asking_the_store_for_its_description(
+    app: App, store: FailingStore
+) -> None:
+    """The banner (logged once by the process the operator started) names the store;
+    each worker's start makes no store call for it (on PostgreSQL: three queries)."""
+
+    @app.task
+    def fine() -> str:
+        return "ok"
+
+    handle = fine.enqueue()
+    store.fail_next("info", 1)
+    make_worker(app).run()  # before the fix: StoreUnavailable escaped run() at start
+    assert store.left("info") == 1
+    assert app.get_job(handle.id).state is JobState.COMPLETED
+
+
+def test_a_store_bug_reading_the_piped_result_spends_attempts_instead_of_looping(
+    app: App, store: FailingStore, clock: FakeClock
+) -> None:
+    """Only an outage gives the job back for free; a store error that is not one would
+    release it every second forever, so it goes through the retry policy to the DLQ."""
+
+    @app.task(max_attempts=1)
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    chain = app.chain(add.s(1, 2), add.s(10)).enqueue()
+    store.fail_next("get", 1, lambda: StoreError("malformed row in jobs"))
+    make_worker(app).run()
+    info = app.get_job(chain.last.id)  # before the fix: scheduled again, no attempt spent
+    assert info.state is JobState.FAILED
+    [error] = info.errors
+    assert error.type == "StoreError" and "malformed row" in error.message
+
+
+def test_a_store_bug_inside_a_condition_counts_as_its_error(app: App, store: FailingStore) -> None:
+    """An outage defers the job for free; any other store error would repeat forever, so
+    it counts toward ``condition_error_limit`` like a predicate that raises."""
+
+    @app.condition("reads_store")
+    def reads_store(ctx: ConditionContext) -> bool:
+        ctx.store.stats()
+        return True
+
+    @app.task(conditions=[Predicate("reads_store")])
+    def guarded() -> str:
+        return "ran"
+
+    handle = guarded.enqueue()
+    store.fail_next("stats", 1, lambda: StoreError("malformed row in jobs"))
+    make_worker(app, condition_error_limit=1).run()
+    info = app.get_job(handle.id)  # before the fix: deferred 5 s, again and again
+    assert info.state is JobState.FAILED
+    assert info.failure_reason == FailureReason.CONDITION_ERROR

@@ -39,7 +39,8 @@ def _choose(
     selected = admin.select_ids(app.store, admin.dlq_query(queue=queue, task=task, ids=given))
     err = output == "json"
     if ids and not (queue or task or select_all):
-        outside = [i for i in given if i not in set(selected)]
+        in_dlq = set(selected)
+        outside = [i for i in given if i not in in_dlq]
         if outside:
             click.echo(f"{plural(len(outside))} not in the dead-letter queue (skipped)", err=err)
         return selected, outside

@@ -156,10 +156,10 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--prune-interval",
-    type=float,
+    type=DURATION,
     envvar="CONVEYOR_PRUNE_INTERVAL",
     show_envvar=True,
-    help="Seconds between pruning passes (one worker of the store prunes). Default: 60.",
+    help="Time between pruning passes: 60, 90s, 5m (one worker of the store prunes). Default: 60.",
 )
 @click.option(
     "--solo",

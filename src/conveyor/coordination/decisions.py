@@ -108,19 +108,35 @@ def record_condition_error(store: Store, job_id: str, reason: str, delay: float)
     """Record that the job's conditions raised; return how many times in a row they have.
 
     Any other decision in between (a limit, a condition's objection) ends the run of
-    errors, so only a predicate that keeps raising counts up to the worker's cap."""
+    errors, so only a predicate that keeps raising counts up to the worker's cap. The
+    run's length is kept in its newest entry: only :data:`KEEP` entries are, and a cap
+    above that must still be reached."""
 
     def change(value: bytes | None, now: float) -> tuple[bytes, float, int]:
         entries = _entries(value)
-        repeats = 0
-        for entry in reversed(entries):
-            if entry.get("source") != CONDITION_ERROR:
-                break
-            repeats += 1
-        entries.append(DecisionEntry(now, "defer", reason[:500], CONDITION_ERROR, delay).to_json())
-        return orjson.dumps(entries[-KEEP:]), now + RETENTION, repeats + 1
+        count = _error_run(entries) + 1
+        entry = DecisionEntry(now, "defer", reason[:500], CONDITION_ERROR, delay).to_json()
+        entry["errors"] = count
+        entries.append(entry)
+        return orjson.dumps(entries[-KEEP:]), now + RETENTION, count
 
     return int(update_record(store, NAMESPACE, job_id, change))
+
+
+def _error_run(entries: list[dict[str, object]]) -> int:
+    """How many condition errors in a row end ``entries`` (a record written before the
+    run was kept in its entries holds at most :data:`KEEP` of them: count those)."""
+    if not entries or entries[-1].get("source") != CONDITION_ERROR:
+        return 0
+    kept = entries[-1].get("errors")
+    if isinstance(kept, int):
+        return kept
+    run = 0
+    for entry in reversed(entries):
+        if entry.get("source") != CONDITION_ERROR:
+            break
+        run += 1
+    return run
 
 
 def read_decisions(store: Store, job_id: str) -> list[DecisionEntry]:

@@ -190,16 +190,12 @@ class Worker:
     def run(self) -> WorkerStats:
         """Process jobs until stopped (or, in burst mode, until the queues are empty)."""
         self._publish_state("started")
-        log.debug(
-            "worker %s started on %s (queues %s)",
-            self.worker_id,
-            self.store.info().location,
-            self.settings.queues,
-        )
+        # the banner names the store; asking it here would cost every child store calls
+        log.debug("worker %s started (queues %s)", self.worker_id, self.settings.queues)
         self.keeper.start()
         if self.maintenance:
             self._start_maintenance()
-        job_log = JobLog(self.app.events)
+        job_log = JobLog(self.app.events, worker_id=self.worker_id)
         try:
             while not self._stop.is_set():
                 try:

@@ -23,6 +23,7 @@ from conveyor.errors import (
     InvalidJob,
     SoftTimeoutInterrupt,
     StoreError,
+    StoreUnavailable,
     TaskTimeout,
     UnknownTask,
 )
@@ -73,7 +74,7 @@ class Outcome:
 
 
 STORE_RETRY_DELAY = 1.0
-"""Seconds a job released after a store error waits before it is claimed again."""
+"""Seconds a job released after a store outage waits before it is claimed again."""
 
 
 class Executor:
@@ -118,11 +119,13 @@ class Executor:
             return self._failed(lease, exc, started, FailureReason.CORRUPT)
         except UnknownTask as exc:
             return self._after_error(lease, exc, started, FailureReason.UNKNOWN_TASK)
-        except StoreError as exc:  # the store, not the job: give it back, no attempt spent
-            detail = f"store error while reading the piped result: {exc}"
+        except StoreUnavailable as exc:  # an outage, not the job: give it back, no attempt
+            detail = f"store unavailable while reading the piped result: {exc}"
             return Outcome(
                 Kind.RELEASED, retry_at=started + STORE_RETRY_DELAY, exception=exc, detail=detail
             )
+        except StoreError as exc:  # a store bug would repeat forever: spend an attempt
+            return self._after_error(lease, exc, started, None)
         if self.gate is not None:
             admission = self.gate.admit(task, job, payload, args)
             if admission.error is not None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ConveyorError, InvalidOption, StoreError
+from conveyor.errors import ConveyorError, InvalidOption, StoreUnavailable
 
 if TYPE_CHECKING:
     from conveyor.app import App, Payload
@@ -42,7 +42,7 @@ RUN = Admission()
 CONDITION_ERROR_DELAY = 30.0
 """Seconds a job waits after its conditions raised, before they are checked again."""
 STORE_TROUBLE_DELAY = 5.0
-"""Seconds a job waits when the store failed while its conditions were checked."""
+"""Seconds a job waits when the store was unavailable while its conditions were checked."""
 
 
 class Gate:
@@ -106,10 +106,10 @@ class Gate:
                 self._record(job, decision)
                 return Admission(decision)
             buckets = self._buckets(task, job, arguments)
-        except StoreError as exc:  # the store failed, not the condition: try again soon
-            reason = f"store error while checking conditions: {exc}"
+        except StoreUnavailable as exc:  # an outage, not the condition: try again soon
+            reason = f"store unavailable while checking conditions: {exc}"
             return Admission(Decision("defer", reason, "store", STORE_TROUBLE_DELAY))
-        except Exception as exc:  # a broken condition or key function must not kill the worker
+        except Exception as exc:  # a broken condition, key function or store read: capped
             return self._condition_error(job, exc)
         if not buckets:
             return RUN

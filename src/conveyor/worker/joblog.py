@@ -34,11 +34,17 @@ LINES: dict[str, tuple[int, str]] = {
 
 
 class JobLog:
-    """Subscribes to a bus for the lifetime of one worker run (:meth:`detach` ends it)."""
+    """Subscribes to a bus for the lifetime of one worker run (:meth:`detach` ends it).
 
-    def __init__(self, bus: EventBus, logger: logging.Logger = log) -> None:
+    Workers of one App share its bus; with ``worker_id`` only that worker's events are
+    logged, so each job gets its lines once however many workers the process runs."""
+
+    def __init__(
+        self, bus: EventBus, logger: logging.Logger = log, *, worker_id: str | None = None
+    ) -> None:
         self.bus = bus
         self.log = logger
+        self.worker_id = worker_id
         self._started = logger.isEnabledFor(logging.INFO)
         if self._started:  # no JobStarted is even built when its line is off
             bus.subscribe(JobStarted, self.on_event)
@@ -51,10 +57,14 @@ class JobLog:
         self.bus.unsubscribe(JobFinished, self.on_event)
 
     def on_event(self, event: Event) -> None:
-        """Log ``event`` if its level is on."""
+        """Log ``event`` if its level is on (and it is this worker's)."""
+        if not isinstance(event, JobStarted | JobFinished):
+            return
+        if self.worker_id is not None and event.worker_id != self.worker_id:
+            return  # another worker's job: its own JobLog writes the line
         if isinstance(event, JobFinished):
             self.finished(event)
-        elif isinstance(event, JobStarted) and self.log.isEnabledFor(logging.INFO):
+        elif self.log.isEnabledFor(logging.INFO):
             self.log.info("job received", extra=_job_fields(event))
 
     def finished(self, event: JobFinished) -> None:
