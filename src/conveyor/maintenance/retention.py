@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conveyor.durations import parse_duration
 from conveyor.errors import ConfigurationError
 from conveyor.job import JobState
 
@@ -25,8 +26,6 @@ def parse_retention(text: str, name: str = "retention") -> float | None:
     Raises:
         ConfigurationError: ``text`` is neither a positive duration nor ``forever``.
     """
-    from conveyor.admin import parse_duration
-
     cleaned = str(text).strip().lower()
     if cleaned == FOREVER:
         return None
