@@ -223,11 +223,13 @@ def test_unknown_state_reads_as_failed_corrupt(unknown_state: tuple[Damaged, str
     listed = store.search(JobQuery(states=[JobState.FAILED]))
     assert [j.id for j in listed.items] == [bad] and listed.total == 1
     assert sorted(j.id for j in store.search(JobQuery()).items) == sorted([good, bad])
-    (counts,) = store.stats()
-    assert counts.counts.get("failed") == 1 and counts.counts.get("pending") == 1
-    assert "exploded" not in counts.counts
     leases = store.claim(ClaimParams(queues=["default"], worker_id="w", limit=10))
     assert [lease.job.id for lease in leases] == [good]
+    (counts,) = store.stats()
+    assert counts.counts.get("failed") == 1 and counts.counts.get("processing") == 1
+    assert "exploded" not in counts.counts and not counts.counts.get("pending")
+    job = store.get(bad)
+    assert job is not None and job.state is JobState.FAILED
 
 
 def test_unknown_state_job_can_be_retried_or_cancelled_safely(
@@ -240,3 +242,21 @@ def test_unknown_state_job_can_be_retried_or_cancelled_safely(
     assert store.retry([bad]) == [bad]
     job = store.get(bad)
     assert job is not None and job.state is JobState.PENDING and job.failure_reason is None
+
+
+def test_a_job_file_that_is_not_json_is_quarantined_under_its_marker_queue(
+    damaged: Damaged,
+) -> None:
+    if damaged.driver != "file":
+        pytest.skip("only the file store keeps a job as a whole document")
+    store = damaged.store
+    good, bad = _enqueue(store, 2)
+    damaged.damage(bad, "*", b"\x00\xffnot json at all")
+    job = store.get(bad)
+    assert job is not None and job.id == bad and job.failure_reason == FailureReason.CORRUPT
+    leases = store.claim(ClaimParams(queues=["default"], worker_id="w", limit=10))
+    assert [lease.job.id for lease in leases] == [good]
+    job = store.get(bad)
+    assert job is not None
+    assert (job.state, job.queue, job.failure_reason) == (JobState.FAILED, "default", "corrupt")
+    assert [j.id for j in store.search(JobQuery(states=[JobState.FAILED])).items] == [bad]

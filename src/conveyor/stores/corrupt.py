@@ -178,6 +178,8 @@ class Salvage:
     ``corrupt``, and a ``CorruptJob`` error naming the damaged fields."""
     problems: tuple[str, ...]
     """One line per damaged field: ``"errors: <decode error> (stored '…')"``."""
+    state_known: bool = True
+    """False when the stored state is missing or names no :class:`JobState`."""
 
     @property
     def message(self) -> str:
@@ -229,13 +231,23 @@ def salvage(
     values["errors"] = errors
     values["failure_reason"] = FailureReason.CORRUPT.value
     job = Job(**values)
-    return Salvage(job, tuple(problems))
+    return Salvage(job, tuple(problems), is_known_state(raw.get("state")))
+
+
+def claimable(salvaged: Salvage) -> bool:
+    """Whether a claim that reached this job should quarantine it: it is pending, or in
+    a state no code knows (a job in any other state is left where it is)."""
+    return salvaged.job.state is JobState.PENDING or not salvaged.state_known
 
 
 def quarantined(salvaged: Salvage, now: float) -> Job:
     """The job as a claim leaves it: dead-lettered as ``corrupt``, with no lease."""
+    errors = salvaged.job.errors
+    if errors and errors[-1].type == CORRUPT_ERROR_TYPE:
+        errors = (*errors[:-1], dataclasses.replace(errors[-1], failed_at=now))
     return dataclasses.replace(
         salvaged.job,
+        errors=errors,
         state=JobState.FAILED,
         lease_token=None,
         lease_expires_at=None,
@@ -244,10 +256,10 @@ def quarantined(salvaged: Salvage, now: float) -> Job:
     )
 
 
-def quarantine_errors(salvaged: Salvage) -> list[dict[str, object]]:
+def quarantine_errors(salvaged: Salvage, now: float) -> list[dict[str, object]]:
     """The error list a quarantined job is stored with: the readable errors, then one
     ``CorruptJob`` error (an unreadable list is replaced; its text is quoted there)."""
-    return [error.to_dict() for error in salvaged.job.errors]
+    return [error.to_dict() for error in quarantined(salvaged, now).errors]
 
 
 def _describe(exc: BaseException) -> str:

@@ -89,7 +89,7 @@ def _leases(cur: Cursor[Any], rows: list[Any], expires: float, now: float) -> li
 
 def _quarantine(cur: Cursor[Any], salvaged: Salvage, now: float) -> None:
     """Dead-letter a claimed job as ``corrupt``, with the decode error; fail its dependents."""
-    errors = orjson.dumps(quarantine_errors(salvaged)).decode()
+    errors = orjson.dumps(quarantine_errors(salvaged, now)).decode()
     row = cur.execute(q.QUARANTINE, (now, errors, salvaged.job.id)).fetchone()
     log.error("job %s quarantined (failed, corrupt): %s", salvaged.job.id, salvaged.message)
     if row is not None and row[0]:

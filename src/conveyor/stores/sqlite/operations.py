@@ -96,7 +96,7 @@ def _leases(conn: sqlite3.Connection, rows: list[Any], expires: float, now: floa
 
 def _quarantine(conn: sqlite3.Connection, salvaged: Salvage, now: float) -> None:
     """Dead-letter a claimed job as ``corrupt``, with the decode error; fail its dependents."""
-    errors = orjson.dumps(quarantine_errors(salvaged)).decode()
+    errors = orjson.dumps(quarantine_errors(salvaged, now)).decode()
     row = conn.execute(q.QUARANTINE, (now, errors, salvaged.job.id)).fetchone()
     log.error("job %s quarantined (failed, corrupt): %s", salvaged.job.id, salvaged.message)
     if row is not None and row[0]:
