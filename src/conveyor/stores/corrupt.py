@@ -204,7 +204,7 @@ def salvage(
     problems: list[str] = []
     for name, check in FIELD_CHECKS.items():
         if name not in raw:
-            if name not in values and defaults[name] is dataclasses.MISSING:
+            if defaults[name] is dataclasses.MISSING:
                 problems.append(f"{name}: missing")
             continue
         stored = raw[name]
@@ -226,8 +226,9 @@ def salvage(
         failed_at=now,
     )
     errors: tuple[JobError, ...] = values.get("errors", ())
-    if not errors or errors[-1].type != CORRUPT_ERROR_TYPE:
-        errors = (*errors, error)
+    last = errors[-1] if errors else None
+    if last is None or (last.type, last.message) != (error.type, error.message):
+        errors = (*errors, error)  # a job quarantined before already ends with this one
     values["errors"] = errors
     values["failure_reason"] = FailureReason.CORRUPT.value
     job = Job(**values)
