@@ -260,3 +260,16 @@ def test_a_job_file_that_is_not_json_is_quarantined_under_its_marker_queue(
     assert job is not None
     assert (job.state, job.queue, job.failure_reason) == (JobState.FAILED, "default", "corrupt")
     assert [j.id for j in store.search(JobQuery(states=[JobState.FAILED])).items] == [bad]
+
+
+def test_dependents_of_a_quarantined_job_get_their_policy(damaged: Damaged) -> None:
+    store = damaged.store
+    parent = new_job()
+    child = new_job(depends_on=(parent.id,))
+    store.enqueue([parent, child])
+    field, value = _case(damaged, "errors-not-json")
+    damaged.damage(parent.id, field, value)
+    assert store.claim(ClaimParams(queues=["default"], worker_id="w", limit=10)) == []
+    job = store.get(child.id)
+    assert job is not None
+    assert (job.state, job.failure_reason) == (JobState.FAILED, "dependency_failed")
