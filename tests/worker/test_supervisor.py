@@ -134,7 +134,7 @@ def test_a_crashed_child_is_replaced_with_growing_back_off(app: App) -> None:
     assert len(launcher.children) == 3
 
 
-def test_back_off_is_capped_and_resets_once_a_child_is_ready(app: App) -> None:
+def test_back_off_is_capped_and_resets_once_a_child_completed_a_job(app: App) -> None:
     sup, launcher = make(app, concurrency=1)
     now = 0.0
     sup.tick(now)
@@ -145,9 +145,33 @@ def test_back_off_is_capped_and_resets_once_a_child_is_ready(app: App) -> None:
         sup.tick(now)
     assert sup._restart_at == {}
     assert sup._failures[0] == 12
-    launcher.alive()[0].report("ready", worker_id="w", pid=1)
+    child = launcher.alive()[0]
+    child.report("ready", worker_id="w", pid=1)
+    child.report("alive", processed=1, completed=0, failed=1, rss=0)
     sup.tick(now + 0.1)
+    assert sup._failures[0] == 12  # started, even ran a job, but none succeeded
+    child.report("alive", processed=2, completed=1, failed=1, rss=0)
+    sup.tick(now + 0.2)
     assert 0 not in sup._failures
+
+
+def test_a_child_that_dies_after_each_start_keeps_its_back_off_growing(app: App) -> None:
+    """A crash loop (say a bad row that kills every child right after it is ready) does not
+    restart every 0.5 s: being ready is not enough to reset the back-off."""
+    sup, launcher = make(app, concurrency=1)
+    now = 0.0
+    sup.tick(now)
+    delays: list[float] = []
+    for _ in range(5):
+        child = launcher.alive()[0]
+        child.report("ready", worker_id="w", pid=child.pid)
+        sup.tick(now + 0.01)
+        child.status = 1
+        sup.tick(now + 0.02)
+        delays.append(sup._restart_at[0] - (now + 0.02))
+        now = sup._restart_at[0]
+        sup.tick(now)
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 def test_recycled_child_is_replaced_at_once(app: App) -> None:

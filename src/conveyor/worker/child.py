@@ -84,7 +84,13 @@ class PipeReporter:
         """Liveness with counters and memory; exit if the supervisor has died."""
         if os.getppid() != self.parent:
             os._exit(1)
-        self.send("alive", processed=stats.processed, failed=stats.failed, rss=rss_bytes())
+        self.send(
+            "alive",
+            processed=stats.processed,
+            completed=stats.completed,
+            failed=stats.failed,
+            rss=rss_bytes(),
+        )
 
     def leak(self, task: str, growth_mib: float, runs: int) -> None:
         """A task keeps growing memory."""

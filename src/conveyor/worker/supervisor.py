@@ -235,12 +235,15 @@ class Supervisor:
     def _report_ready(self, child: Child, data: dict[str, object], now: float) -> None:
         child.ready = True
         child.worker_id = str(data.get("worker_id", ""))
-        self._failures.pop(child.slot, None)
         if self.paused:
             child.proc.signal(signal.SIGUSR1)
 
     def _report_alive(self, child: Child, data: dict[str, object], now: float) -> None:
         child.processed = int(str(data.get("processed", 0)))
+        if int(str(data.get("completed", 0))) > 0:
+            # Only a completed job ends a crash loop: a child that starts and dies (say on
+            # a row it cannot handle) keeps its restart back-off growing.
+            self._failures.pop(child.slot, None)
         child.failed = int(str(data.get("failed", 0)))
         child.rss = int(str(data.get("rss", 0)))
 

@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from conveyor.errors import ConfigurationError
 from conveyor.job import DependencyPolicy, Job, JobError, JobState
 from conveyor.stores.base import NodeInfo, WorkerInfo
+from conveyor.stores.corrupt import DECODE_ERRORS, Decoder, Salvage, salvage
 
 S = JobState
 
@@ -258,6 +259,42 @@ def encode_job(job: Job) -> bytes:
         "heartbeat_at": job.heartbeat_at,
     }
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def decode_job_or_salvage(data: bytes, job_id: str) -> tuple[Job, Salvage | None]:
+    """The job in a job file, and None; or, for a damaged file, the salvaged (corrupt)
+    job and what was wrong with it (see :mod:`conveyor.stores.corrupt`)."""
+    try:
+        return decode_job(data), None
+    except DECODE_ERRORS as exc:
+        salvaged = salvage_job(data, job_id, exc)
+        return salvaged.job, salvaged
+
+
+def salvage_job(data: bytes, job_id: str, cause: BaseException) -> Salvage:
+    """Decode a job file that :func:`decode_job` refused, field by field."""
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    raw: dict[str, Any] = dict(parsed) if isinstance(parsed, dict) else {}
+    raw.setdefault("id", job_id)
+    return salvage(raw, _DECODERS, cause)
+
+
+def _decode_errors(value: Any) -> tuple[JobError, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+    return tuple(JobError.from_dict(item) for item in value)
+
+
+_DECODERS: dict[str, Decoder] = {
+    "payload": lambda text: _unb64(text) or b"",
+    "result": _unb64,
+    "depends_on": tuple,
+    "tags": tuple,
+    "errors": _decode_errors,
+}
 
 
 def decode_job(data: bytes) -> Job:

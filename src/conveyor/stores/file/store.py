@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -56,6 +57,7 @@ from conveyor.stores.base import (
     StageResult,
     StoreInfo,
 )
+from conveyor.stores.corrupt import claimable, quarantined
 from conveyor.stores.enqueue_plan import (
     KeyHold,
     PlannedJob,
@@ -75,6 +77,7 @@ from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
 
 S = JobState
+log = logging.getLogger("conveyor.stores.file")
 T = TypeVar("T")
 
 DURABILITY = "crash-safe (write, fsync, rename, fsync dir)"
@@ -261,7 +264,9 @@ class FileStore:
         if params.job_ids is not None:
             for job_id in unique_ids(params.job_ids):
                 job = tx.job(job_id)
-                if job is not None and job.state is S.PENDING:
+                if job_id in tx.corrupt:
+                    _quarantine(tx, job_id, now, None)
+                elif job is not None and job.state is S.PENDING:
                     chosen.append(job)
             chosen = chosen[: params.limit]
         else:
@@ -272,8 +277,12 @@ class FileStore:
                 if not layout.is_queue_dir(queue):
                     continue
                 for name in heapq.nsmallest(room, tx.marker_names(S.PENDING, queue)):
-                    job = tx.job(layout.marker_id(name))
-                    if job is not None and job.state is S.PENDING:
+                    job_id = layout.marker_id(name)
+                    job = tx.job(job_id)
+                    if job_id in tx.corrupt:
+                        marker = f"{layout.index_dir(S.PENDING, queue)}/{name}"
+                        _quarantine(tx, job_id, now, (queue, marker))
+                    elif job is not None and job.state is S.PENDING:
                         chosen.append(job)
         leases = []
         for job in chosen:
@@ -514,7 +523,7 @@ class FileStore:
         if not is_job_id(job_id):
             return None
         data = self._dir.read(layout.job_path(job_id))
-        return None if data is None else layout.decode_job(data)
+        return None if data is None else layout.decode_job_or_salvage(data, job_id)[0]
 
     def get(self, job_id: str) -> Job | None:
         """One job by id (no lock: records are replaced atomically)."""
@@ -789,6 +798,29 @@ def _release_dependents(tx: Transaction, job_id: str, now: float) -> None:
         target = S.SCHEDULED if dep.run_at > now else S.PENDING
         check_transition(dep_id, dep.state, target)
         tx.put(dataclasses.replace(dep, blocked_by=0, state=target))
+
+
+def _quarantine(tx: Transaction, job_id: str, now: float, found_at: tuple[str, str] | None) -> None:
+    """Dead-letter a claimed job whose file cannot be decoded (failed, ``corrupt``, the
+    decode error recorded), rewriting its file; ``found_at`` is the (queue, marker path)
+    the claim found it by, which a damaged file may not name."""
+    salvaged = tx.corrupt[job_id]
+    if not claimable(salvaged):
+        return
+    job = quarantined(salvaged, now)
+    if not layout.is_queue_dir(job.queue):
+        if found_at is None:
+            return  # no queue to file it under: reads still show it as corrupt
+        job = dataclasses.replace(job, queue=found_at[0])
+    tx.put(job)
+    # The markers follow from the decoded states, which a damaged file does not give:
+    # drop the one the claim came by, and write the new one whatever the old was.
+    if found_at is not None:
+        tx.remove(found_at[1])
+    tx.write_bytes(layout.marker_path(job), b"")
+    del tx.corrupt[job_id]
+    log.error("job %s quarantined (failed, corrupt): %s", job_id, salvaged.message)
+    _propagate_failure(tx, job_id, now)
 
 
 def _propagate_failure(tx: Transaction, job_id: str, now: float) -> None:

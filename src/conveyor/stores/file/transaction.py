@@ -13,6 +13,7 @@ from typing import Any
 
 from conveyor.ids import is_job_id
 from conveyor.job import Job, JobState
+from conveyor.stores.corrupt import Salvage
 from conveyor.stores.file import layout
 from conveyor.stores.file.journal import Directory, Ops
 
@@ -25,6 +26,8 @@ class Transaction:
         self._original: dict[str, Job | None] = {}
         self._jobs: dict[str, Job | None] = {}
         self._files: Ops = {}
+        self.corrupt: dict[str, Salvage] = {}
+        """Jobs whose file could not be decoded (:meth:`job` returns the salvaged job)."""
         self.woke = False
         """Set when a job became pending: waiters are notified after the commit."""
 
@@ -36,7 +39,11 @@ class Transaction:
         if not is_job_id(job_id):
             return None
         data = self.dir.read(layout.job_path(job_id))
-        job = None if data is None else layout.decode_job(data)
+        job = None
+        if data is not None:
+            job, salvaged = layout.decode_job_or_salvage(data, job_id)
+            if salvaged is not None:
+                self.corrupt[job_id] = salvaged
         self._original[job_id] = job
         self._jobs[job_id] = job
         return job

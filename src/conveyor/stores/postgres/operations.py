@@ -6,9 +6,11 @@ commits it, or the caller does for :meth:`PostgresStore.complete_in_transaction`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from psycopg import Cursor
 
 from conveyor.job import (
@@ -28,40 +30,76 @@ from conveyor.stores.base import (
     RescueParams,
     RescueResult,
 )
+from conveyor.stores.corrupt import DECODE_ERRORS, Salvage, check_job, quarantine_errors
 from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres.dependencies import propagate_failure, release_dependents
 from conveyor.stores.postgres.records import drop_expired_records
-from conveyor.stores.postgres.rows import TOKEN_INDEX, encode_error, job_from_row, state_of
+from conveyor.stores.postgres.rows import (
+    TOKEN_INDEX,
+    encode_error,
+    job_from_row,
+    salvage_row,
+    state_of,
+)
 from conveyor.stores.rescue import decide_rescue
 
 S = JobState
+log = logging.getLogger("conveyor.stores.postgres")
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 
 
 def claim_jobs(cur: Cursor[Any], params: ClaimParams, now: float) -> list[Lease]:
-    """Lease pending jobs: the given ids in order, else queue by queue in claim order."""
+    """Lease pending jobs: the given ids in order, else queue by queue in claim order.
+
+    A claimed row that cannot be decoded is quarantined in the same transaction and the
+    rest of the batch is leased as usual."""
     expires = now + params.lease_for
     args: dict[str, Any] = {"expires": expires, "worker": params.worker_id, "now": now}
-    rows: list[Any] = []
+    leases: list[Lease] = []
     if params.job_ids is not None:
         for job_id in dict.fromkeys(params.job_ids):
-            if len(rows) >= params.limit:
+            if len(leases) >= params.limit:
                 break
-            rows += cur.execute(q.CLAIM_ONE, {**args, "id": job_id}).fetchall()
+            got = cur.execute(q.CLAIM_ONE, {**args, "id": job_id}).fetchall()
+            leases += _leases(cur, got, expires, now)
     else:
         for queue in params.queues:
-            room = params.limit - len(rows)
+            room = params.limit - len(leases)
             if room <= 0:
                 break
-            batch = cur.execute(q.CLAIM_QUEUE, {**args, "queue": queue, "limit": room}).fetchall()
+            got = cur.execute(q.CLAIM_QUEUE, {**args, "queue": queue, "limit": room}).fetchall()
+            batch = _leases(cur, got, expires, now)
             batch.sort(key=_claim_order)  # RETURNING order is unspecified
-            rows += batch
-    return [Lease(job_from_row(row), row[TOKEN_INDEX], expires) for row in rows]
+            leases += batch
+    return leases
 
 
-def _claim_order(row: Any) -> tuple[int, float, str]:
-    """Sort key of a claimed row: priority first, then oldest ``run_at``, then id."""
-    return (-row[5], row[8], row[0])
+def _leases(cur: Cursor[Any], rows: list[Any], expires: float, now: float) -> list[Lease]:
+    """Leases of the claimed rows; a row that cannot be decoded is quarantined instead."""
+    leases: list[Lease] = []
+    for row in rows:
+        try:
+            job = check_job(job_from_row(row))
+        except DECODE_ERRORS as exc:
+            _quarantine(cur, salvage_row(row, exc, now), now)
+            continue
+        leases.append(Lease(job, row[TOKEN_INDEX], expires))
+    return leases
+
+
+def _quarantine(cur: Cursor[Any], salvaged: Salvage, now: float) -> None:
+    """Dead-letter a claimed job as ``corrupt``, with the decode error; fail its dependents."""
+    errors = orjson.dumps(quarantine_errors(salvaged, now)).decode()
+    row = cur.execute(q.QUARANTINE, (now, errors, salvaged.job.id)).fetchone()
+    log.error("job %s quarantined (failed, corrupt): %s", salvaged.job.id, salvaged.message)
+    if row is not None and row[0]:
+        propagate_failure(cur, salvaged.job.id, now)
+
+
+def _claim_order(lease: Lease) -> tuple[int, float, str]:
+    """Sort key of a lease: priority first, then oldest ``run_at``, then id."""
+    job = lease.job
+    return (-job.priority, job.run_at, job.id)
 
 
 def heartbeat_leases(
@@ -288,7 +326,8 @@ def search_filter(query: JobQuery) -> tuple[str, list[Any]]:
         like = "{} ILIKE %s ESCAPE '\\'"
         fields = ("id", "task", "queue", "failure_reason")
         message = (
-            "EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(jobs.errors, '[]'::jsonb)) "
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(jobs.errors) "
+            "= 'array' THEN jobs.errors ELSE '[]'::jsonb END) "
             "AS e WHERE " + like.format("e ->> 'message'") + ")"
         )
         clauses.append("(" + " OR ".join([*(like.format(f) for f in fields), message]) + ")")

@@ -16,7 +16,12 @@ from conveyor.stores.postgres.rows import SELECT_LIST
 S = JobState
 
 _FENCE = "id = %s AND lease_token = %s AND state = 'processing'"
-_APPEND_ERROR = "errors = coalesce(errors, '[]'::jsonb) || jsonb_build_array(%s::jsonb)"
+# An errors value that is not an array (damaged outside Conveyor) is replaced, so a
+# failure or rescue is still recorded (see conveyor.stores.corrupt).
+_APPEND_ERROR = (
+    "errors = (CASE WHEN jsonb_typeof(errors) = 'array' THEN errors ELSE '[]'::jsonb END) "
+    "|| jsonb_build_array(%s::jsonb)"
+)
 _DROP_LEASE = "lease_token = NULL, lease_expires_at = NULL"
 _TOKEN = "replace(gen_random_uuid()::text, '-', '')"
 
@@ -45,6 +50,12 @@ CLAIM_ONE: Final = f"""{_CLAIM_SET}
 WHERE id = %(id)s AND state = 'pending'
 RETURNING {SELECT_LIST}
 """
+QUARANTINE: Final = (
+    "UPDATE jobs SET state = 'failed', failure_reason = 'corrupt', finished_at = %s, "
+    f"{_DROP_LEASE}, cancel_requested = false, errors = %s::jsonb "
+    "WHERE id = %s AND state = 'processing' RETURNING has_dependents"
+)
+"""A claimed row that cannot be decoded goes to the DLQ in the claim's transaction."""
 HEARTBEAT_MANY: Final = """
 UPDATE jobs SET lease_expires_at = %s, heartbeat_at = %s
 FROM unnest(%s::text[], %s::text[]) AS held(id, token)

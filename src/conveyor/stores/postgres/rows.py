@@ -16,6 +16,7 @@ import orjson
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy, Job, JobError, JobState
 from conveyor.stores.base import NodeInfo, WorkerInfo
+from conveyor.stores.corrupt import DECODE_ERRORS, Decoder, Salvage, check_job, salvage
 from conveyor.stores.sql_columns import JOB_COLUMNS
 
 COLUMN_LIST: Final = ", ".join(JOB_COLUMNS)
@@ -31,6 +32,34 @@ _POLICIES: Final = {policy.value: policy for policy in DependencyPolicy}
 def state_of(value: str) -> JobState:
     """The state named by a ``state`` column value."""
     return _STATES[value]
+
+
+def decode_job(r: Sequence[Any], now: float = 0.0) -> Job:
+    """A Job from any row: :func:`job_from_row`, or the salvaged (corrupt) job."""
+    try:
+        return check_job(job_from_row(r))
+    except DECODE_ERRORS as exc:
+        return salvage_row(r, exc, now).job
+
+
+def salvage_row(r: Sequence[Any], cause: BaseException, now: float) -> Salvage:
+    """Decode a row that :func:`job_from_row` refused, column by column."""
+    return salvage(dict(zip(JOB_COLUMNS, r, strict=False)), _DECODERS, cause, now=now)
+
+
+def _decode_errors(value: Any) -> tuple[JobError, ...]:
+    if not value:
+        return ()
+    if not isinstance(value, list):
+        raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+    return tuple(JobError.from_dict(item) for item in value)
+
+
+_DECODERS: Final[dict[str, Decoder]] = {
+    "depends_on": lambda ids: tuple(ids) if ids else (),
+    "tags": lambda tags: tuple(tags) if tags else (),
+    "errors": _decode_errors,
+}
 
 
 def job_from_row(r: Sequence[Any]) -> Job:

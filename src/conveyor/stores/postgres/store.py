@@ -84,8 +84,8 @@ from conveyor.stores.postgres.operations import (
 )
 from conveyor.stores.postgres.rows import (
     SELECT_LIST,
+    decode_job,
     encode_error,
-    job_from_row,
     node_from_json,
     node_params,
 )
@@ -553,7 +553,7 @@ class PostgresStore:
     def get(self, job_id: str) -> Job | None:
         """One job by id, or None."""
         row = self._run(lambda cur: cur.execute(q.GET, (job_id,)).fetchone())
-        return None if row is None else job_from_row(row)
+        return None if row is None else decode_job(row)
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job]:
         """Jobs by id, in the given order, skipping unknown ids."""
@@ -561,7 +561,7 @@ class PostgresStore:
             return []
         ids = list(job_ids)
         rows = self._run(lambda cur: cur.execute(q.GET_MANY, (ids,)).fetchall())
-        found = {job.id: job for job in map(job_from_row, rows)}
+        found = {job.id: job for job in map(decode_job, rows)}
         return [found[i] for i in job_ids if i in found]
 
     def search(self, query: JobQuery) -> Page:
@@ -583,7 +583,7 @@ class PostgresStore:
             return (int(row[0]) if row else 0), rows
 
         total, rows = self._run(work)
-        return Page([job_from_row(r) for r in rows], total, limit, query.offset)
+        return Page([decode_job(r) for r in rows], total, limit, query.offset)
 
     def stats(self, *, now: float | None = None) -> list[StateCounts]:
         """Jobs per queue and state, and each queue's oldest pending ``run_at``."""

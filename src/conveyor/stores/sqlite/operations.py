@@ -7,9 +7,12 @@ no closures per call.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from conveyor.job import (
     TERMINAL_STATES,
@@ -28,40 +31,82 @@ from conveyor.stores.base import (
     RescueParams,
     RescueResult,
 )
+from conveyor.stores.corrupt import (
+    DECODE_ERRORS,
+    Salvage,
+    check_job,
+    is_known_state,
+    quarantine_errors,
+)
 from conveyor.stores.rescue import decide_rescue
 from conveyor.stores.sqlite import queries as q
 from conveyor.stores.sqlite.dependencies import propagate_failure, release_dependents
 from conveyor.stores.sqlite.records import drop_expired as drop_expired_records
-from conveyor.stores.sqlite.rows import encode_error, encode_ids, job_from_row, state_of
+from conveyor.stores.sqlite.rows import (
+    encode_error,
+    encode_ids,
+    job_from_row,
+    salvage_row,
+    state_of,
+)
 
 S = JobState
+log = logging.getLogger("conveyor.stores.sqlite")
 _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
+_KNOWN_STATES = ", ".join(f"'{state.value}'" for state in JobState)
 
 
 def claim_jobs(conn: sqlite3.Connection, params: ClaimParams, now: float) -> list[Lease]:
-    """Lease pending jobs: the given ids in order, else queue by queue in claim order."""
+    """Lease pending jobs: the given ids in order, else queue by queue in claim order.
+
+    A claimed row that cannot be decoded is quarantined in the same transaction and the
+    rest of the batch is leased as usual."""
     expires = now + params.lease_for
-    rows: list[Any] = []
+    leases: list[Lease] = []
     if params.job_ids is not None:
         for job_id in dict.fromkeys(params.job_ids):
-            if len(rows) >= params.limit:
+            if len(leases) >= params.limit:
                 break
-            rows += conn.execute(q.CLAIM_ONE, (expires, params.worker_id, now, job_id)).fetchall()
+            got = conn.execute(q.CLAIM_ONE, (expires, params.worker_id, now, job_id))
+            leases += _leases(conn, got.fetchall(), expires, now)
     else:
         for queue in params.queues:
-            room = params.limit - len(rows)
+            room = params.limit - len(leases)
             if room <= 0:
                 break
             got = conn.execute(q.CLAIM_QUEUE, (expires, params.worker_id, now, queue, room))
-            batch = got.fetchall()
+            batch = _leases(conn, got.fetchall(), expires, now)
             batch.sort(key=_claim_order)  # RETURNING order is unspecified
-            rows += batch
-    return [Lease(job_from_row(row), row[10], expires) for row in rows]
+            leases += batch
+    return leases
 
 
-def _claim_order(row: Any) -> tuple[int, float, str]:
-    """Sort key of a claimed row: priority first, then oldest ``run_at``, then id."""
-    return (-row[5], row[8], row[0])
+def _leases(conn: sqlite3.Connection, rows: list[Any], expires: float, now: float) -> list[Lease]:
+    """Leases of the claimed rows; a row that cannot be decoded is quarantined instead."""
+    leases: list[Lease] = []
+    for row in rows:
+        try:
+            job = check_job(job_from_row(row))
+        except DECODE_ERRORS as exc:
+            _quarantine(conn, salvage_row(row, exc, now), now)
+            continue
+        leases.append(Lease(job, row[10], expires))
+    return leases
+
+
+def _quarantine(conn: sqlite3.Connection, salvaged: Salvage, now: float) -> None:
+    """Dead-letter a claimed job as ``corrupt``, with the decode error; fail its dependents."""
+    errors = orjson.dumps(quarantine_errors(salvaged, now)).decode()
+    row = conn.execute(q.QUARANTINE, (now, errors, salvaged.job.id)).fetchone()
+    log.error("job %s quarantined (failed, corrupt): %s", salvaged.job.id, salvaged.message)
+    if row is not None and row[0]:
+        propagate_failure(conn, salvaged.job.id, now)
+
+
+def _claim_order(lease: Lease) -> tuple[int, float, str]:
+    """Sort key of a lease: priority first, then oldest ``run_at``, then id."""
+    job = lease.job
+    return (-job.priority, job.run_at, job.id)
 
 
 def heartbeat_leases(
@@ -215,8 +260,8 @@ def cancel_jobs(
     for job_id in dict.fromkeys(job_ids):
         # Read each state afresh: cancelling one job may already have cancelled the next.
         row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
-        if row is None or row[0] in _TERMINAL_VALUES:
-            skipped.append(job_id)
+        if row is None or row[0] in _TERMINAL_VALUES or not is_known_state(row[0]):
+            skipped.append(job_id)  # an unknown state reads as failed (corrupt): terminal
             continue
         current = state_of(row[0])
         if current is S.PROCESSING and not force:
@@ -236,6 +281,9 @@ def retry_jobs(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> 
     moved: list[str] = []
     for job_id in dict.fromkeys(job_ids):
         row = conn.execute(q.STATE_OF, (job_id,)).fetchone()
+        if row is not None and not is_known_state(row[0]):
+            conn.execute(q.REPAIR_STATE, (job_id,))  # shown as failed (corrupt): retry it
+            row = (S.FAILED.value, row[1])
         if row is None or row[0] not in (S.FAILED.value, S.CANCELLED.value):
             continue
         check_transition(job_id, state_of(row[0]), S.PENDING)
@@ -272,6 +320,9 @@ def search_filter(query: JobQuery) -> tuple[str, list[Any]]:
         if values is not None:
             clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
             params.append(encode_ids(list(values)) or "[]")
+            if column == "state" and S.FAILED in (query.states or ()):
+                # A state no code knows reads as failed (corrupt): listed with the failed.
+                clauses[-1] = f"({clauses[-1]} OR state NOT IN ({_KNOWN_STATES}))"
     if query.tag is not None:
         if "," in query.tag:
             clauses.append("0")  # no stored tag contains a comma
@@ -287,9 +338,11 @@ def search_filter(query: JobQuery) -> tuple[str, list[Any]]:
     if query.text:
         like = "conveyor_lower({}) LIKE ? ESCAPE '\\'"
         fields = ("id", "task", "queue", "failure_reason")
+        # CASEs keep a damaged errors value (not JSON, not objects) from failing the search.
         message = (
-            "EXISTS (SELECT 1 FROM json_each(jobs.errors) AS e WHERE "
-            + like.format("json_extract(e.value, '$.message')")
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(jobs.errors) "
+            "THEN jobs.errors END) AS e WHERE "
+            + like.format("CASE WHEN e.type = 'object' THEN json_extract(e.value, '$.message') END")
             + ")"
         )
         clauses.append("(" + " OR ".join([*(like.format(f) for f in fields), message]) + ")")

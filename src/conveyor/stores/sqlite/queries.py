@@ -16,7 +16,12 @@ from conveyor.stores.sqlite.rows import SELECT_LIST
 S = JobState
 
 _FENCE = "id = ? AND lease_token = ? AND state = 'processing'"
-_APPEND_ERROR = "errors = json_insert(coalesce(errors, '[]'), '$[#]', json(?))"
+# An errors value that is not a JSON array (damaged outside Conveyor) is replaced, so a
+# failure or rescue is still recorded (see conveyor.stores.corrupt).
+_APPEND_ERROR = (
+    "errors = json_insert(CASE WHEN NOT json_valid(errors) THEN '[]' "
+    "WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]', json(?))"
+)
 _DROP_LEASE = "lease_token = NULL, lease_expires_at = NULL"
 
 # consumers -------------------------------------------------------------------------------
@@ -45,6 +50,19 @@ CLAIM_ONE: Final = f"""{_CLAIM_SET}
 WHERE id = ?4 AND state = 'pending'
 RETURNING {SELECT_LIST}
 """
+QUARANTINE: Final = (
+    "UPDATE jobs SET state = 'failed', failure_reason = 'corrupt', finished_at = ?, "
+    f"{_DROP_LEASE}, cancel_requested = 0, errors = ? WHERE id = ? AND state = 'processing' "
+    "RETURNING has_dependents"
+)
+"""A claimed row that cannot be decoded goes to the DLQ in the claim's transaction."""
+REPAIR_STATE: Final = (
+    "UPDATE jobs SET state = 'failed', failure_reason = 'corrupt' WHERE id = ? AND state NOT IN "
+    + "("
+    + ", ".join(f"'{state.value}'" for state in JobState)
+    + ")"
+)
+"""A row whose state no code knows becomes ``failed`` (before a retry)."""
 HEARTBEAT: Final = (
     f"UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE {_FENCE} "
     "RETURNING cancel_requested"
@@ -185,7 +203,7 @@ GUARDED_TRANSITIONS: Final = (
     (S.PENDING, S.PROCESSING),  # CLAIM_QUEUE, CLAIM_ONE
     (S.PROCESSING, S.COMPLETED),  # COMPLETE, complete_many
     (S.PROCESSING, S.RETRYING),  # FAIL, RESCUE
-    (S.PROCESSING, S.FAILED),  # FAIL, RESCUE
+    (S.PROCESSING, S.FAILED),  # FAIL, RESCUE, QUARANTINE
     (S.PROCESSING, S.PENDING),  # RELEASE
     (S.PROCESSING, S.SCHEDULED),  # RELEASE
     (S.PROCESSING, S.CANCELLED),  # FINISH_CANCELLED

@@ -15,6 +15,14 @@ import orjson
 
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy, Job, JobError, JobState
+from conveyor.stores.corrupt import (
+    DECODE_ERRORS,
+    Decoder,
+    Salvage,
+    check_job,
+    salvage,
+    state_or_failed,
+)
 from conveyor.stores.sql_columns import JOB_COLUMNS
 
 COLUMN_LIST: Final = ", ".join(JOB_COLUMNS)
@@ -34,8 +42,33 @@ _POLICIES: Final = {policy.value: policy for policy in DependencyPolicy}
 
 
 def state_of(value: str) -> JobState:
-    """The state named by a ``state`` column value."""
-    return _STATES[value]
+    """The state named by a ``state`` column value (an unknown one reads as failed, see
+    :func:`conveyor.stores.corrupt.state_or_failed`)."""
+    return _STATES.get(value) or state_or_failed(value)
+
+
+def decode_job(r: Sequence[Any], now: float = 0.0) -> Job:
+    """A Job from any row: :func:`job_from_row`, or the salvaged (corrupt) job."""
+    try:
+        return check_job(job_from_row(r))
+    except DECODE_ERRORS as exc:
+        return salvage_row(r, exc, now).job
+
+
+def salvage_row(r: Sequence[Any], cause: BaseException, now: float) -> Salvage:
+    """Decode a row that :func:`job_from_row` refused, column by column."""
+    return salvage(dict(zip(JOB_COLUMNS, r, strict=False)), _DECODERS, cause, now=now)
+
+
+def _decode_ids(text: str | None) -> tuple[str, ...]:
+    return tuple(orjson.loads(text)) if text else ()
+
+
+_DECODERS: Final[dict[str, Decoder]] = {
+    "depends_on": _decode_ids,
+    "tags": lambda text: decode_tags(text),
+    "errors": lambda text: decode_errors(text),
+}
 
 
 def job_from_row(r: Sequence[Any]) -> Job:

@@ -78,9 +78,10 @@ from conveyor.stores.sqlite.operations import (
 )
 from conveyor.stores.sqlite.rows import (
     SELECT_LIST,
+    decode_job,
     encode_error,
     encode_ids,
-    job_from_row,
+    state_of,
 )
 from conveyor.stores.wakeup import WakeChannel
 
@@ -515,7 +516,7 @@ class SQLiteStore:
     def get(self, job_id: str) -> Job | None:
         """One job by id, or None."""
         row = self._read(lambda conn: conn.execute(q.GET, (job_id,)).fetchone())
-        return None if row is None else job_from_row(row)
+        return None if row is None else decode_job(row)
 
     def get_many(self, job_ids: Sequence[str]) -> list[Job]:
         """Jobs by id, in the given order, skipping unknown ids."""
@@ -523,7 +524,7 @@ class SQLiteStore:
             return []
         ids = encode_ids(job_ids)
         rows = self._read(lambda conn: conn.execute(q.GET_MANY, (ids,)).fetchall())
-        found = {job.id: job for job in map(job_from_row, rows)}
+        found = {job.id: job for job in map(decode_job, rows)}
         return [found[i] for i in job_ids if i in found]
 
     def search(self, query: JobQuery) -> Page:
@@ -545,7 +546,7 @@ class SQLiteStore:
             return total, rows
 
         total, rows = self._read(work)
-        return Page([job_from_row(r) for r in rows], total, limit, query.offset)
+        return Page([decode_job(r) for r in rows], total, limit, query.offset)
 
     def stats(self, *, now: float | None = None) -> list[StateCounts]:
         """Jobs per queue and state, and each queue's oldest pending ``run_at``."""
@@ -553,7 +554,9 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> list[StateCounts]:
             by_queue: dict[str, StateCounts] = {}
             for queue, state, count in conn.execute(q.COUNTS):
-                by_queue.setdefault(queue, StateCounts(queue)).counts[state] = count
+                counts = by_queue.setdefault(queue, StateCounts(queue)).counts
+                name = state_of(state).value  # an unknown state counts as failed (corrupt)
+                counts[name] = counts.get(name, 0) + count
             for queue, oldest in conn.execute(q.OLDEST_PENDING):
                 by_queue.setdefault(queue, StateCounts(queue)).oldest_pending_at = oldest
             return [by_queue[name] for name in sorted(by_queue)]
