@@ -130,6 +130,8 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._acks: list[Completion] = []
+        self._published = False
+        """Whether the reporter holds a non-empty claimed batch of ours."""
         self._ack_runtimes: dict[str, float] = {}
         self.sleep: Callable[[float], None] = time.sleep
         """How acknowledgement retries wait (tests record the waits instead)."""
@@ -293,6 +295,9 @@ class Worker:
             self._store_trouble(exc, "claiming jobs")
             return []
         self._store_backoff = 0.0
+        if leases or self._published:
+            self.reporter.claimed(leases)  # the supervisor releases them if we die
+            self._published = bool(leases)
         if acks:
             self._acknowledged(acks, lost)
         for lease in leases:

@@ -9,8 +9,11 @@ over ``tick`` and sleeps on the children's pipes.
 A child that crashes or is killed while holding a job has that job recovered
 at once (the supervisor knows its lease token from the child's report): the
 attempt is recorded as failed and retried, or sent to the DLQ as ``poison``
-when attempts run out. Fencing makes this safe even if the child managed to
-finish first: the late transition is refused.
+when attempts run out. The rest of the child's claimed batch (published in the
+same shared slot) is released at once, with no attempt and no crash counted:
+only the job that was running when its process died counts towards poison (G9).
+Fencing makes this safe even if the child managed to finish first: the late
+transition is refused.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class TickResult:
     exited: list[tuple[int, int]] = field(default_factory=list)
     killed: list[tuple[int, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    """Jobs a dead child had claimed but was not running, given back unharmed."""
     target: int = 0
 
 
@@ -280,16 +285,17 @@ class Supervisor:
             self._read_reports(now)
             del self.children[slot]
             result.exited.append((slot, status))
-            try:
-                child.proc.close()
-            except OSError:
-                log.debug("closing the pipe of child %s failed", child.proc.pid)
             # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
             expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
             if child.job is not None:
                 reason = child.killed or f"worker process died: {_describe_status(status)}"
                 if self._recover_job(child, child.job, reason):
                     result.recovered.append(child.job.job_id)
+            result.released += self._release_claimed(child)
+            try:
+                child.proc.close()  # after reading its slot: closing unmaps it
+            except OSError:
+                log.debug("closing the pipe of child %s failed", child.proc.pid)
             if status == EXIT_CONFIG and not child.ready:
                 log.error("the app could not be loaded; the supervisor stops")
                 self.exit_code = EXIT_CONFIG
@@ -357,6 +363,42 @@ class Supervisor:
                 "could not recover job %s now (%s); its lease will expire", current.job_id, exc
             )
             return False
+
+    def _release_claimed(self, child: Child) -> list[str]:
+        """Give back the dead child's claimed jobs other than the running one.
+
+        They never started (or finished without their completion being recorded), so
+        they go back to pending with no attempt and no rescue counted; fencing skips
+        the ones the store has closed already."""
+        running = child.job.job_id if child.job is not None else None
+        claimed = {c.job_id: c.token for c in child.proc.claimed_jobs() if c.job_id != running}
+        if not claimed:
+            return []
+        try:
+            jobs = self.store.get_many(list(claimed))
+        except StoreError as exc:
+            log.warning("could not release the jobs of worker %s (%s)", child.worker_id, exc)
+            return []
+        released: list[str] = []
+        for job in jobs:
+            token = claimed[job.id]
+            if job.state is not JobState.PROCESSING or job.lease_token != token:
+                continue
+            try:
+                self.store.release(Lease(job, token, job.lease_expires_at or 0.0))
+            except LeaseLost:
+                continue
+            except StoreError as exc:
+                log.warning("could not release job %s now (%s); its lease will expire", job.id, exc)
+                continue
+            released.append(job.id)
+        if released:
+            log.info(
+                "released %d jobs claimed but not started by worker %s",
+                len(released),
+                child.worker_id or child.proc.pid,
+            )
+        return released
 
     def _watch(self, now: float, result: TickResult) -> None:
         """Kill children that are silent too long or past a job's hard timeout."""
