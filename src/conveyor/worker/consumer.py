@@ -416,6 +416,9 @@ class Worker:
         finally:
             self._running_job = None
             self._runtime = time.monotonic() - started
+            # not running any more, though maybe not acknowledged yet: were the process
+            # to die now, the supervisor releases it instead of blaming it (G9)
+            self.reporter.job_finished(job.id, "ran")
             leak = self.leaks.record(job.task, peak_before, peak_rss_bytes())
             if leak is not None:
                 log.warning(

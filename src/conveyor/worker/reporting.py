@@ -49,7 +49,8 @@ class Reporter(Protocol):
         ...
 
     def job_finished(self, job_id: str, outcome: str) -> None:
-        """A job ended (completed, retrying, failed, cancelled, released, lost)."""
+        """A job ended (completed, retrying, failed, cancelled, released, lost), or its
+        handler returned (``ran``: the outcome is recorded later)."""
         ...
 
     def alive(self, stats: WorkerStats) -> None:
