@@ -16,6 +16,7 @@ import pytest
 
 from conveyor import App, FakeClock, JobState
 from conveyor.config import AppSettings, WorkerSettings
+from conveyor.errors import StoreUnavailable
 from conveyor.stores.base import ClaimParams, Completion, JobQuery
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
@@ -476,3 +477,33 @@ def test_a_batch_torn_by_a_death_mid_write_leaves_the_previous_one() -> None:
     assert slot.read_batch() == []
     writer.close()
     slot.close()
+
+
+def test_releases_wait_out_a_store_outage_and_are_retried(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child dying while the store is down: its unstarted jobs are released once the
+    store is back (before their leases expire), not left for the rescuer to blame."""
+    for _ in range(2):
+        app.get_task("work").enqueue()
+    leases = app.store.claim(ClaimParams(queues=["default"], worker_id="node-1/0", limit=2))
+    sup, launcher = make(app, concurrency=1)
+    sup.tick(0.0)
+    real_get_many = app.store.get_many
+    outage = [True]
+
+    def get_many(ids: Any) -> Any:
+        if outage[0]:
+            raise StoreUnavailable("connection refused")
+        return real_get_many(ids)
+
+    monkeypatch.setattr(app.store, "get_many", get_many)
+    child = launcher.children[0]
+    child.batch = [ClaimedJob(lease.job_id, lease.token) for lease in leases]
+    child.status = -signal.SIGKILL
+    assert sup.tick(0.1).released == []
+    assert sup.tick(0.3).released == []  # backing off
+    outage[0] = False
+    assert sup.tick(0.7).released == [lease.job_id for lease in leases]
+    assert all(app.get_job(lease.job_id).state is JobState.PENDING for lease in leases)
+    assert sup.tick(2.0).released == []

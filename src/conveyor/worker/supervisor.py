@@ -44,6 +44,7 @@ from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
+from conveyor.worker.release import BatchReleaser
 from conveyor.worker.reporting import WorkerStats
 from conveyor.worker.scaling import Autoscaler
 from conveyor.worker.slot import CurrentJob
@@ -152,6 +153,8 @@ class Supervisor:
             holder=self.node_id,
             interval=settings.prune_interval,
         )
+        self.releaser = BatchReleaser(self.store)
+        """Releases dead children's unstarted jobs (retried through store outages)."""
         self._restart_at: dict[int, float] = {}
         self._failures: dict[int, int] = {}
         self._next_beat = 0.0
@@ -205,6 +208,7 @@ class Supervisor:
             self._apply(self.commands.popleft(), now)
         self._read_reports(now)
         self._reap(now, result)
+        result.released += self.releaser.retry(now)
         self._watch(now, result)
         if self.stopping:
             self._escalate(now)
@@ -291,7 +295,7 @@ class Supervisor:
                 reason = child.killed or f"worker process died: {_describe_status(status)}"
                 if self._recover_job(child, child.job, reason):
                     result.recovered.append(child.job.job_id)
-            result.released += self._release_claimed(child)
+            result.released += self._release_claimed(child, now)
             try:
                 child.proc.close()  # after reading its slot: closing unmaps it
             except OSError:
@@ -364,41 +368,13 @@ class Supervisor:
             )
             return False
 
-    def _release_claimed(self, child: Child) -> list[str]:
-        """Give back the dead child's claimed jobs other than the running one.
-
-        They never started (or finished without their completion being recorded), so
-        they go back to pending with no attempt and no rescue counted; fencing skips
-        the ones the store has closed already."""
+    def _release_claimed(self, child: Child, now: float) -> list[str]:
+        """Give back the dead child's claimed jobs other than the running one (G9)."""
         running = child.job.job_id if child.job is not None else None
-        claimed = {c.job_id: c.token for c in child.proc.claimed_jobs() if c.job_id != running}
+        claimed = [c for c in child.proc.claimed_jobs() if c.job_id != running]
         if not claimed:
             return []
-        try:
-            jobs = self.store.get_many(list(claimed))
-        except StoreError as exc:
-            log.warning("could not release the jobs of worker %s (%s)", child.worker_id, exc)
-            return []
-        released: list[str] = []
-        for job in jobs:
-            token = claimed[job.id]
-            if job.state is not JobState.PROCESSING or job.lease_token != token:
-                continue
-            try:
-                self.store.release(Lease(job, token, job.lease_expires_at or 0.0))
-            except LeaseLost:
-                continue
-            except StoreError as exc:
-                log.warning("could not release job %s now (%s); its lease will expire", job.id, exc)
-                continue
-            released.append(job.id)
-        if released:
-            log.info(
-                "released %d jobs claimed but not started by worker %s",
-                len(released),
-                child.worker_id or child.proc.pid,
-            )
-        return released
+        return self.releaser.release(child.worker_id or str(child.proc.pid), claimed, now)
 
     def _watch(self, now: float, result: TickResult) -> None:
         """Kill children that are silent too long or past a job's hard timeout."""
