@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from conveyor import App
+from conveyor import App, JobState
 from conveyor.config import AppSettings, WorkerSettings
+from conveyor.errors import StoreUnavailable
+from conveyor.job import Lease
+from conveyor.stores.base import ClaimParams
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.channel import ReportWriter, report_pipe
 from conveyor.worker.child import PipeReporter
 from conveyor.worker.consumer import Worker
+from conveyor.worker.release import BatchReleaser
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 
 
@@ -83,3 +88,33 @@ def test_a_finished_job_awaiting_its_acknowledgement_is_not_shown_as_running(
     assert worker.run_once() == 1
     assert worker._acks  # completed, acknowledged with the next claim
     assert slot.read() is None
+
+
+def test_a_release_pass_cut_short_by_an_outage_resumes_where_it_stopped(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @app.task
+    def idle() -> None: ...
+
+    for _ in range(3):
+        idle.enqueue()
+    leases = app.store.claim(ClaimParams(queues=["default"], worker_id="w", limit=3))
+    real_release = app.store.release
+    calls: list[str] = []
+
+    def release(lease: Lease, **kwargs: Any) -> None:
+        calls.append(lease.job_id)
+        if len(calls) == 2:
+            raise StoreUnavailable("connection reset")
+        real_release(lease, **kwargs)
+
+    monkeypatch.setattr(app.store, "release", release)
+    releaser = BatchReleaser(app.store)
+    claimed = [ClaimedJob(lease.job_id, lease.token) for lease in leases]
+    first = releaser.release("w", claimed, now=0.0)
+    assert len(first) == 1 and len(releaser.pending) == 2
+    assert releaser.retry(now=0.1) == []  # backing off
+    second = releaser.retry(now=1.0)
+    assert sorted(first + second) == sorted(lease.job_id for lease in leases)
+    assert not releaser.pending
+    assert all(app.get_job(lease.job_id).state is JobState.PENDING for lease in leases)

@@ -30,8 +30,8 @@ class BatchReleaser:
     """Releases dead children's unstarted jobs, retrying through store outages."""
 
     store: Store
-    pending: dict[str, ClaimedJob] = field(default_factory=dict)
-    """Jobs still to release, by id."""
+    pending: set[ClaimedJob] = field(default_factory=set)
+    """Jobs still to release (id and the dead child's lease token)."""
     retry_at: float = 0.0
     backoff: float = 0.0
 
@@ -39,8 +39,7 @@ class BatchReleaser:
         """Release ``claimed`` (a dead child's jobs other than its running one) now;
         what the store cannot take now is retried by :meth:`retry`. Returns the ids
         released."""
-        for job in claimed:
-            self.pending[job.job_id] = job
+        self.pending.update(claimed)
         released = self._attempt(now)
         if released:
             log.info("released %d jobs claimed but not started by worker %s", len(released), worker)
@@ -56,8 +55,9 @@ class BatchReleaser:
         return released
 
     def _attempt(self, now: float) -> list[str]:
+        released: list[str] = []
         try:
-            released = self._release_pending()
+            self._release_pending(released)
         except StoreUnavailable as exc:
             self.backoff = min(max(self.backoff * 2, RETRY_FIRST), RETRY_MAX)
             self.retry_at = now + self.backoff
@@ -67,43 +67,35 @@ class BatchReleaser:
                 exc,
                 self.backoff,
             )
-            return []
+            return released
         except StoreError as exc:
             log.warning(
                 "could not release jobs %s of a dead worker (%s); their leases will expire",
-                ", ".join(self.pending),
+                ", ".join(sorted(c.job_id for c in self.pending)),
                 exc,
             )
             self.pending.clear()
-            return []
+            return released
         self.backoff = 0.0
         return released
 
-    def _release_pending(self) -> list[str]:
+    def _release_pending(self, released: list[str]) -> None:
         """One pass: read the jobs, release the ones still held under the dead child's
-        token. Jobs done with leave ``pending`` as they go, so a pass cut short by an
-        outage resumes where it stopped."""
-        jobs = {job.id: job for job in self.store.get_many(list(self.pending))}
-        released: list[str] = []
-        for job_id, claimed in list(self.pending.items()):
-            job = jobs.get(job_id)
-            if job is None or job.state is not JobState.PROCESSING:
-                del self.pending[job_id]
-                continue
-            if job.lease_token != claimed.token:
-                del self.pending[job_id]
-                continue
-            try:
-                self.store.release(Lease(job, claimed.token, job.lease_expires_at or 0.0))
-            except LeaseLost:
-                del self.pending[job_id]
-                continue
-            except StoreUnavailable:
-                raise
-            except StoreError as exc:
-                log.warning("could not release job %s (%s); its lease will expire", job_id, exc)
-                del self.pending[job_id]
-                continue
-            del self.pending[job_id]
-            released.append(job_id)
-        return released
+        token (appending their ids to ``released``). Jobs done with leave ``pending`` as
+        they go, so a pass cut short by an outage resumes where it stopped."""
+        ids = sorted({c.job_id for c in self.pending})
+        jobs = {job.id: job for job in self.store.get_many(ids)}
+        for claimed in sorted(self.pending, key=lambda c: (c.job_id, c.token)):
+            job = jobs.get(claimed.job_id)
+            held = job is not None and job.state is JobState.PROCESSING
+            if job is not None and held and job.lease_token == claimed.token:
+                try:
+                    self.store.release(Lease(job, claimed.token, job.lease_expires_at or 0.0))
+                    released.append(job.id)
+                except LeaseLost:
+                    log.debug("job %s was finished or rescued meanwhile", job.id)
+                except StoreUnavailable:
+                    raise  # keep it (and the rest) for the next attempt
+                except StoreError as exc:
+                    log.warning("could not release job %s (%s); its lease will expire", job.id, exc)
+            self.pending.discard(claimed)
