@@ -6,6 +6,7 @@ would send, and records the signals the supervisor sends back.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ import pytest
 
 from conveyor import App, FakeClock, JobState
 from conveyor.config import AppSettings, WorkerSettings
+from conveyor.errors import StoreUnavailable
 from conveyor.stores.base import ClaimParams, Completion, JobQuery
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.scaling import Autoscaler, suggest_workers
-from conveyor.worker.slot import CurrentJob, JobSlot
+from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Command, Supervisor
 
 
@@ -32,12 +34,16 @@ class FakeChild:
     signals: list[int] = field(default_factory=list)
     status: int | None = None
     job: CurrentJob | None = None
+    batch: list[ClaimedJob] = field(default_factory=list)
 
     def poll(self) -> int | None:
         return self.status
 
     def current_job(self) -> CurrentJob | None:
         return self.job
+
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        return self.batch
 
     def close(self) -> None:
         self.conn.close()
@@ -415,3 +421,113 @@ def test_job_slot_round_trip_between_processes(tmp_path: object) -> None:
     assert slot.read() is None
     other.close()
     slot.close()
+
+
+def test_a_dead_childs_unstarted_jobs_are_released_and_only_the_running_one_counts(
+    app: App,
+) -> None:
+    """G9: of a dead child's claimed batch, only the running job has an attempt recorded
+    as a crash; the others go back to pending at once, with no attempt and no rescue."""
+    handles = [app.get_task("work").enqueue() for _ in range(4)]
+    leases = app.store.claim(ClaimParams(queues=["default"], worker_id="node-1/0", limit=4))
+    assert len(leases) == 4
+    done, running, *waiting = leases
+    sup, launcher = make(app, concurrency=1)
+    sup.tick(0.0)
+    child = launcher.children[0]
+    child.report("ready", worker_id="node-1/0", pid=child.pid)
+    child.batch = [ClaimedJob(lease.job_id, lease.token) for lease in leases]
+    assert app.store.complete([Completion(done, None)]) == []  # finished and acknowledged
+    child.job = CurrentJob(running.job_id, running.token, started=0.0, timeout=None)
+    sup.tick(0.1)
+    child.status = -signal.SIGKILL
+    result = sup.tick(0.2)
+    assert result.recovered == [running.job_id]
+    assert sorted(result.released) == sorted(lease.job_id for lease in waiting)
+    assert app.get_job(done.job_id).state is JobState.COMPLETED
+    crashed = app.get_job(running.job_id).job
+    assert crashed.state is JobState.RETRYING and [e.type for e in crashed.errors] == ["WorkerLost"]
+    for lease in waiting:
+        job = app.get_job(lease.job_id).job
+        assert job.state is JobState.PENDING
+        assert job.attempt == 0 and job.rescue_count == 0 and not job.errors
+    assert len(handles) == 4
+
+
+def test_a_child_dead_between_jobs_has_its_whole_batch_released(app: App) -> None:
+    for _ in range(2):
+        app.get_task("work").enqueue()
+    leases = app.store.claim(ClaimParams(queues=["default"], worker_id="node-1/0", limit=2))
+    sup, launcher = make(app, concurrency=1)
+    sup.tick(0.0)
+    child = launcher.children[0]
+    child.batch = [ClaimedJob(lease.job_id, lease.token) for lease in leases]
+    child.status = 1
+    result = sup.tick(0.1)
+    assert result.recovered == []
+    assert sorted(result.released) == sorted(lease.job_id for lease in leases)
+    assert all(app.get_job(lease.job_id).state is JobState.PENDING for lease in leases)
+
+
+def test_claimed_batch_round_trip_between_processes() -> None:
+    """The batch a child publishes is what the supervisor reads once the child is gone."""
+    slot = JobSlot.create(3)
+    assert slot.read_batch() == []
+    pid = os.fork()
+    if pid == 0:
+        child_view = JobSlot(os.dup(slot.fd))
+        child_view.publish_batch([("a", "ta"), ("b", "tb"), ("c", "tc")])
+        child_view.publish_batch([("d", "td"), ("e", "te")])
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert slot.read_batch() == [ClaimedJob("d", "td"), ClaimedJob("e", "te")]
+    slot.close()
+
+
+def test_a_batch_torn_by_a_death_mid_write_leaves_the_previous_one() -> None:
+    """A child killed half-way through publishing leaves its previous batch readable:
+    the half being written is never the one the supervisor reads."""
+    slot = JobSlot.create(2)
+    writer = JobSlot(os.dup(slot.fd))
+    writer.publish_batch([("a", "ta"), ("b", "tb")])
+    writer.publish_batch([("c", "tc")])
+    # a death mid-write: garbage in the inactive half, the active word not yet flipped
+    inactive = writer._half(1 - writer._active)
+    writer._map[inactive : inactive + 60] = b"\xff" * 60
+    assert slot.read_batch() == [ClaimedJob("c", "tc")]
+    writer.publish_batch([("x" * 36, "y" * 36), ("z", "tz"), ("over", "capacity")])
+    assert slot.read_batch() == [ClaimedJob("x" * 36, "y" * 36), ClaimedJob("z", "tz")]
+    writer.publish_batch([])
+    assert slot.read_batch() == []
+    writer.close()
+    slot.close()
+
+
+def test_releases_wait_out_a_store_outage_and_are_retried(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child dying while the store is down: its unstarted jobs are released once the
+    store is back (before their leases expire), not left for the rescuer to blame."""
+    for _ in range(2):
+        app.get_task("work").enqueue()
+    leases = app.store.claim(ClaimParams(queues=["default"], worker_id="node-1/0", limit=2))
+    sup, launcher = make(app, concurrency=1)
+    sup.tick(0.0)
+    real_get_many = app.store.get_many
+    outage = [True]
+
+    def get_many(ids: Any) -> Any:
+        if outage[0]:
+            raise StoreUnavailable("connection refused")
+        return real_get_many(ids)
+
+    monkeypatch.setattr(app.store, "get_many", get_many)
+    child = launcher.children[0]
+    child.batch = [ClaimedJob(lease.job_id, lease.token) for lease in leases]
+    child.status = -signal.SIGKILL
+    assert sup.tick(0.1).released == []
+    assert sup.tick(0.3).released == []  # backing off
+    outage[0] = False
+    assert sup.tick(0.7).released == [lease.job_id for lease in leases]
+    assert all(app.get_job(lease.job_id).state is JobState.PENDING for lease in leases)
+    assert sup.tick(2.0).released == []

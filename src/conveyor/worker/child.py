@@ -70,6 +70,11 @@ class PipeReporter:
         except (OSError, ValueError):
             os._exit(1)
 
+    def claimed(self, leases: Sequence[Lease]) -> None:
+        """Publish the claimed batch in the shared slot, so the supervisor can release
+        the jobs not yet started if this process dies (no message, no system call)."""
+        self.slot.publish_batch([(lease.job_id, lease.token) for lease in leases])
+
     def job_started(self, lease: Lease, timeout: float | None) -> None:
         """Publish the running job in the shared slot (no message, no system call)."""
         self.slot.publish(lease.job_id, lease.token, time.monotonic(), timeout)

@@ -130,6 +130,8 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._acks: list[Completion] = []
+        self._published = False
+        """Whether the reporter holds a non-empty claimed batch of ours."""
         self._ack_runtimes: dict[str, float] = {}
         self.sleep: Callable[[float], None] = time.sleep
         """How acknowledgement retries wait (tests record the waits instead)."""
@@ -289,6 +291,9 @@ class Worker:
             self._store_trouble(exc, "claiming jobs")
             return []
         self._store_backoff = 0.0
+        if leases or self._published:
+            self.reporter.claimed(leases)  # the supervisor releases them if we die
+            self._published = bool(leases)
         if acks:
             self._acknowledged(acks, lost)
         for lease in leases:
@@ -407,6 +412,9 @@ class Worker:
         finally:
             self._running_job = None
             self._runtime = time.monotonic() - started
+            # not running any more, though maybe not acknowledged yet: were the process
+            # to die now, the supervisor releases it instead of blaming it (G9)
+            self.reporter.job_finished(job.id, "ran")
             leak = self.leaks.record(job.task, peak_before, peak_rss_bytes())
             if leak is not None:
                 log.warning(

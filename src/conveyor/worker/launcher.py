@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config import WorkerSettings
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
-from conveyor.worker.slot import CurrentJob, JobSlot
+from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 
 if TYPE_CHECKING:
     from conveyor.app import App
@@ -43,6 +43,10 @@ class ChildProcess(Protocol):
 
     def current_job(self) -> CurrentJob | None:
         """The job the child says it is running (readable after it died, too)."""
+        ...
+
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        """The last batch the child published (read once it has died)."""
         ...
 
     def close(self) -> None:
@@ -87,6 +91,10 @@ class PopenChild:
         """Read the child's job slot."""
         return self.slot.read()
 
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        """Read the child's last published batch."""
+        return self.slot.read_batch()
+
     def close(self) -> None:
         """Close the pipe and the slot."""
         self.conn.close()
@@ -115,7 +123,7 @@ class ExecLauncher:
     def launch(self, slot: int, settings: WorkerSettings) -> ChildProcess:
         """Spawn the child with the write end of a fresh pipe."""
         reader, writer = report_pipe()
-        job_slot = JobSlot.create()
+        job_slot = JobSlot.create(settings.prefetch)
         fields = dataclasses.asdict(settings)
         fields["worker_id"] = settings.worker_id or ""
         command = [
@@ -188,6 +196,10 @@ class ForkedChild:
         """Read the child's job slot."""
         return self.slot.read()
 
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        """Read the child's last published batch."""
+        return self.slot.read_batch()
+
     def close(self) -> None:
         """Close the pipe and the slot."""
         self.conn.close()
@@ -217,7 +229,7 @@ class ForkLauncher:
         if self.reloaded:
             return self.fresh.launch(slot, settings)
         reader, writer = report_pipe()
-        job_slot = JobSlot.create()
+        job_slot = JobSlot.create(settings.prefetch)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the supervisor's stack

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,12 +40,17 @@ class WorkerStats:
 class Reporter(Protocol):
     """Receives a worker's events; every method must be cheap and never raise."""
 
+    def claimed(self, leases: Sequence[Lease]) -> None:
+        """A batch was claimed (empty: the previous batch is done with)."""
+        ...
+
     def job_started(self, lease: Lease, timeout: float | None) -> None:
         """A job began running."""
         ...
 
     def job_finished(self, job_id: str, outcome: str) -> None:
-        """A job ended (completed, retrying, failed, cancelled, released, lost)."""
+        """A job ended (completed, retrying, failed, cancelled, released, lost), or its
+        handler returned (``ran``: the outcome is recorded later)."""
         ...
 
     def alive(self, stats: WorkerStats) -> None:
@@ -62,6 +68,9 @@ class Reporter(Protocol):
 
 class NullReporter:
     """Reports to nobody (a worker run on its own)."""
+
+    def claimed(self, leases: Sequence[Lease]) -> None:
+        """Nothing to tell."""
 
     def job_started(self, lease: Lease, timeout: float | None) -> None:
         """Nothing to tell."""

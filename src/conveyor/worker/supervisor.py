@@ -9,8 +9,11 @@ over ``tick`` and sleeps on the children's pipes.
 A child that crashes or is killed while holding a job has that job recovered
 at once (the supervisor knows its lease token from the child's report): the
 attempt is recorded as failed and retried, or sent to the DLQ as ``poison``
-when attempts run out. Fencing makes this safe even if the child managed to
-finish first: the late transition is refused.
+when attempts run out. The rest of the child's claimed batch (published in the
+same shared slot) is released at once, with no attempt and no crash counted:
+only the job that was running when its process died counts towards poison (G9).
+Fencing makes this safe even if the child managed to finish first: the late
+transition is refused.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
+from conveyor.worker.release import BatchReleaser
 from conveyor.worker.reporting import WorkerStats
 from conveyor.worker.scaling import Autoscaler
 from conveyor.worker.slot import CurrentJob
@@ -103,6 +107,8 @@ class TickResult:
     exited: list[tuple[int, int]] = field(default_factory=list)
     killed: list[tuple[int, str]] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    """Jobs a dead child had claimed but was not running, given back unharmed."""
     target: int = 0
 
 
@@ -147,6 +153,8 @@ class Supervisor:
             holder=self.node_id,
             interval=settings.prune_interval,
         )
+        self.releaser = BatchReleaser(self.store)
+        """Releases dead children's unstarted jobs (retried through store outages)."""
         self._restart_at: dict[int, float] = {}
         self._failures: dict[int, int] = {}
         self._next_beat = 0.0
@@ -200,6 +208,7 @@ class Supervisor:
             self._apply(self.commands.popleft(), now)
         self._read_reports(now)
         self._reap(now, result)
+        result.released += self.releaser.retry(now)
         self._watch(now, result)
         if self.stopping:
             self._escalate(now)
@@ -283,16 +292,17 @@ class Supervisor:
             self._read_reports(now)
             del self.children[slot]
             result.exited.append((slot, status))
-            try:
-                child.proc.close()
-            except OSError:
-                log.debug("closing the pipe of child %s failed", child.proc.pid)
             # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
             expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
             if child.job is not None:
                 reason = child.killed or f"worker process died: {_describe_status(status)}"
                 if self._recover_job(child, child.job, reason):
                     result.recovered.append(child.job.job_id)
+            result.released += self._release_claimed(child, now)
+            try:
+                child.proc.close()  # after reading its slot: closing unmaps it
+            except OSError:
+                log.debug("closing the pipe of child %s failed", child.proc.pid)
             if status == EXIT_CONFIG and not child.ready:
                 log.error("the app could not be loaded; the supervisor stops")
                 self.exit_code = EXIT_CONFIG
@@ -360,6 +370,14 @@ class Supervisor:
                 "could not recover job %s now (%s); its lease will expire", current.job_id, exc
             )
             return False
+
+    def _release_claimed(self, child: Child, now: float) -> list[str]:
+        """Give back the dead child's claimed jobs other than the running one (G9)."""
+        running = child.job.job_id if child.job is not None else None
+        claimed = [c for c in child.proc.claimed_jobs() if c.job_id != running]
+        if not claimed:
+            return []
+        return self.releaser.release(child.worker_id or str(child.proc.pid), claimed, now)
 
     def _watch(self, now: float, result: TickResult) -> None:
         """Kill children that are silent too long or past a job's hard timeout."""
