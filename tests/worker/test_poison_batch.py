@@ -1,7 +1,10 @@
 """G9 "poison means it ran", with real process trees on the real drivers.
 
-The issue's reproduction: ``conveyor worker -c 1 --prefetch 5``, three jobs at priority
-10 whose handler SIGKILLs its own process, and two normal jobs. Every handler appends an
+The issue's reproduction: ``conveyor worker -c 1 --prefetch 5``, a job at priority 10
+whose handler SIGKILLs its own process, and four normal jobs claimed with it. (The issue
+used three crashers and two normal jobs; one crasher keeps the same batch shape while the
+supervisor's restart back-off, which grows until a child completes a job, stays at
+0.5 + 1 + 2 s instead of reaching its 30 s cap.) Every handler appends an
 effect record (job id and attempt) before doing anything else, so the test knows what
 really started. The normal jobs must end completed after one run each; the crashers end
 in the DLQ as ``poison``, every attempt of theirs having really started.
@@ -88,9 +91,9 @@ def test_jobs_claimed_with_a_crasher_are_released_not_dead_lettered(
         app.task(name=name)(lambda path: None)
     effects = tmp_path / "effects"
     crashers = [
-        app.get_task("crasher").with_options(priority=10).enqueue(str(effects)).id for _ in range(3)
+        app.get_task("crasher").with_options(priority=10).enqueue(str(effects)).id for _ in range(1)
     ]
-    normals = [app.get_task("normal").enqueue(str(effects)).id for _ in range(2)]
+    normals = [app.get_task("normal").enqueue(str(effects)).id for _ in range(4)]
     try:
         deadline = time.monotonic() + 90
         while not all(app.get_job(i).job.is_terminal for i in crashers + normals):
