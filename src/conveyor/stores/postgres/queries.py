@@ -109,7 +109,7 @@ _NO_LIVE_STEP: Final = """
                     AND step.state NOT IN ('completed', 'failed', 'cancelled'))
 """
 """A chain step reads its parent's result when it runs: the parent stays until then (the
-``jobs_parent`` index answers it per candidate)."""
+``jobs_live_steps`` index answers it per candidate)."""
 PRUNE_CANDIDATES: Final = f"""
 SELECT id, unique_key, idempotency_key FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s

@@ -116,7 +116,7 @@ RESCUE: Final = (
     "WHERE id = ? AND state = 'processing' RETURNING has_dependents"
 )
 _NO_LIVE_STEP: Final = """
-  AND NOT EXISTS (SELECT 1 FROM jobs AS step INDEXED BY jobs_parent
+  AND NOT EXISTS (SELECT 1 FROM jobs AS step INDEXED BY jobs_live_steps
                   WHERE step.parent_id = jobs.id
                     AND step.state NOT IN ('completed', 'failed', 'cancelled'))
 """
