@@ -63,6 +63,8 @@ def _leftovers(store: Store) -> dict[str, int]:
             "unique": client.scard(r._key("uniques")),
             "idempotency": client.scard(r._key("idems")),
             "edges": len(list(client.scan_iter(match=r._key("dependents", "*")))),
+            "steps": len(list(client.scan_iter(match=r._key("steps", "*"))))
+            + client.scard(r._key("parents")),
         }
     f: Any = store
     return {
@@ -155,6 +157,7 @@ def _expected(
         "edges": edges,
         "job_dependencies": edges,
         "job_payloads": payloads,
+        "steps": 0,
     }
     return {name: count + extra[name] for name, count in empty.items()}
 
@@ -300,3 +303,6 @@ def test_a_piped_parent_is_kept_while_its_step_waits(store: Store, clock: FakeCl
 
     assert _prune_all(store).jobs == 5
     assert _ids(store) == {running_parent, running}
+    # Redis: the step sets of the deleted parents went with them (one set and one entry
+    # in the parents set left, for the running step's parent).
+    assert _leftovers(store).get("steps", 2) == 2
