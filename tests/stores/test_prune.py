@@ -15,7 +15,7 @@ from conveyor.clock import FakeClock
 from conveyor.job import DependencyPolicy, JobState
 from conveyor.maintenance.pruner import prune
 from conveyor.maintenance.retention import Retention
-from conveyor.stores.base import Completion, JobQuery, PruneParams, Store
+from conveyor.stores.base import Completion, JobQuery, PruneParams, PruneResult, Store
 
 from .support import add, claim_one, enqueue_one, error_for, new_job
 
@@ -63,6 +63,8 @@ def _leftovers(store: Store) -> dict[str, int]:
             "unique": client.scard(r._key("uniques")),
             "idempotency": client.scard(r._key("idems")),
             "edges": len(list(client.scan_iter(match=r._key("dependents", "*")))),
+            "steps": len(list(client.scan_iter(match=r._key("steps", "*"))))
+            + client.scard(r._key("parents")),
         }
     f: Any = store
     return {
@@ -155,6 +157,7 @@ def _expected(
         "edges": edges,
         "job_dependencies": edges,
         "job_payloads": payloads,
+        "steps": 0,
     }
     return {name: count + extra[name] for name, count in empty.items()}
 
@@ -232,3 +235,74 @@ def test_the_sweep_runs_only_when_asked(store: Store, clock: FakeClock) -> None:
     assert store.prune(quiet).orphans == 0
     assert store.prune(PruneParams(completed_after=1)).orphans == 1
     assert store.prune(PruneParams(completed_after=1)).orphans == 0
+
+
+def _chain_step(store: Store, parent: str, *also: str, **overrides: Any) -> str:
+    """A chain step: waits on ``parent`` (and ``also``) and reads the parent's result
+    (``parent_id``) when it runs."""
+    return add(store, depends_on=(*also, parent), parent_id=parent, **overrides)
+
+
+def _prune_all(store: Store, **ages: float | None) -> PruneResult:
+    params = PruneParams(
+        completed_after=ages.get("completed", 500),
+        failed_after=ages.get("failed", 500),
+        cancelled_after=ages.get("cancelled", 500),
+        limit=2,
+        sweep=False,
+    )
+    total = 0
+    while True:
+        result = store.prune(params)
+        total += result.jobs
+        if result.jobs < params.limit:
+            return PruneResult(total, 0)
+
+
+def test_a_piped_parent_is_kept_while_its_step_waits(store: Store, clock: FakeClock) -> None:
+    # Old completed parents ahead of ordinary old jobs in finish order, so a batch that
+    # stopped at a kept parent would leave the others (and a pass would end early).
+    scheduled_parent = add(store)
+    _complete(store, scheduled_parent)
+    scheduled = _chain_step(store, scheduled_parent, run_at=clock.now() + 86400)
+    blocked_parent = add(store)
+    _complete(store, blocked_parent)
+    slow = add(store, queue="slow")
+    blocked = _chain_step(store, blocked_parent, slow)
+    running_parent = add(store)
+    _complete(store, running_parent)
+    running = _chain_step(store, running_parent, queue="busy")
+    claim_one(store, running, queue="busy")
+    finished_parent = add(store)
+    _complete(store, finished_parent)
+    finished = _chain_step(store, finished_parent)
+    _complete(store, finished)
+    plain = [add(store) for _ in range(3)]
+    for job_id in plain:
+        _complete(store, job_id)
+    clock.advance(1000)
+    kept = {scheduled_parent, scheduled, blocked_parent, slow, blocked, running_parent, running}
+    assert [j.state for j in store.get_many([scheduled, blocked])] == [
+        JobState.SCHEDULED,
+        JobState.BLOCKED,
+    ]
+
+    dry = store.prune(PruneParams(completed_after=500, limit=1, dry_run=True))
+    pruned = _prune_all(store)
+
+    assert (dry.jobs, pruned.jobs) == (5, 5)  # the finished step, its parent, the plain ones
+    assert _ids(store) == kept
+
+    # Once its step is terminal too, a parent goes at the next pass.
+    clock.advance(86400)
+    assert store.stage_due().promoted == 1
+    _complete(store, scheduled)
+    _complete(store, slow, queue="slow")
+    _complete(store, blocked)
+    clock.advance(1000)
+
+    assert _prune_all(store).jobs == 5
+    assert _ids(store) == {running_parent, running}
+    # Redis: the step sets of the deleted parents went with them (one set and one entry
+    # in the parents set left, for the running step's parent).
+    assert _leftovers(store).get("steps", 2) == 2

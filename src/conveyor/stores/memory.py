@@ -489,8 +489,9 @@ class MemoryStore:
         return RescueResult(retried, failed)
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention (oldest first) with their key holds;
-        with ``sweep``, drop orphaned key holds and expired records too."""
+        """Delete terminal jobs past their retention (oldest first) with their key holds,
+        except a parent whose chain step is not terminal yet; with ``sweep``, drop
+        orphaned key holds and expired records too."""
         t = self._now(params.now)
         ages = {
             S.COMPLETED: params.completed_after,
@@ -498,6 +499,12 @@ class MemoryStore:
             S.CANCELLED: params.cancelled_after,
         }
         with self._lock:
+            # A chain step reads its parent's result when it runs: keep the parent till then.
+            needed = {
+                j.parent_id
+                for j in self._jobs.values()
+                if j.parent_id and j.state not in TERMINAL_STATES
+            }
             old = sorted(
                 (
                     (j.finished_at or j.created_at, j.id)
@@ -505,6 +512,7 @@ class MemoryStore:
                     if j.state in TERMINAL_STATES
                     and (age := ages[j.state]) is not None
                     and (j.finished_at or j.created_at) <= t - age
+                    and j.id not in needed
                 ),
             )
             if params.dry_run:

@@ -486,8 +486,8 @@ class FileStore:
         return self._write(lambda tx: _rescue(tx, params, t))
 
     def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention; drop orphaned key holds and
-        expired records (counted as orphans)."""
+        """Delete terminal jobs past their retention, except a parent whose chain step is
+        not terminal yet; drop orphaned key holds and expired records (counted as orphans)."""
         t = self._now(params.now)
         ages = {
             S.COMPLETED: params.completed_after,
@@ -502,6 +502,9 @@ class FileStore:
                     continue
                 for queue in tx.queues(state):
                     doomed.extend((b, i) for _, b, i in tx.markers(state, queue) if b <= t - age)
+            if doomed:
+                needed = _needed_parents(tx)
+                doomed = [(b, i) for b, i in doomed if i not in needed]
             if params.dry_run:
                 return PruneResult(len(doomed), 0)
             orphans = 0
@@ -906,6 +909,23 @@ def _rescue(tx: Transaction, params: RescueParams, t: float) -> RescueResult:
         else:
             retried.append(job.id)
     return RescueResult(retried, failed)
+
+
+def _needed_parents(tx: Transaction) -> set[str]:
+    """Jobs a chain step that is not terminal yet reads when it runs (its ``parent_id``).
+
+    Reads every unfinished job's record, once per batch and only when some job is old
+    enough to delete: no index names a job's steps on this store."""
+    needed: set[str] = set()
+    for state in S:
+        if state in TERMINAL_STATES:
+            continue
+        for queue in tx.queues(state):
+            for _, _, job_id in tx.markers(state, queue):
+                job = tx.job(job_id)
+                if job is not None and job.parent_id:
+                    needed.add(job.parent_id)
+    return needed
 
 
 def _drop_holds_of(tx: Transaction, job_id: str) -> int:

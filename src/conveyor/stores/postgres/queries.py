@@ -114,9 +114,17 @@ RESCUE: Final = (
     f"run_at = coalesce(%s, run_at), {_DROP_LEASE}, finished_at = %s, failure_reason = %s, "
     "cancel_requested = false WHERE id = %s AND state = 'processing' RETURNING has_dependents"
 )
-PRUNE_CANDIDATES: Final = """
+_NO_LIVE_STEP: Final = """
+  AND NOT EXISTS (SELECT 1 FROM jobs AS step
+                  WHERE step.parent_id = jobs.id
+                    AND step.state NOT IN ('completed', 'failed', 'cancelled'))
+"""
+"""A chain step reads its parent's result when it runs: the parent stays until then (the
+``jobs_live_steps`` index answers it per candidate)."""
+PRUNE_CANDIDATES: Final = f"""
 SELECT id, unique_key, idempotency_key FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
+{_NO_LIVE_STEP}
 ORDER BY finished_at
 LIMIT %s
 FOR UPDATE SKIP LOCKED
@@ -124,9 +132,10 @@ FOR UPDATE SKIP LOCKED
 """Locked, so a job retried or deleted meanwhile is not deleted by id afterwards (under
 READ COMMITTED the later DELETE would match the revived row); a row another transaction
 holds is skipped, so the pruner never waits: the next pass takes it if it is still old."""
-PRUNE_COUNT: Final = """
+PRUNE_COUNT: Final = f"""
 SELECT COUNT(*) FROM jobs
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = %s AND finished_at <= %s
+{_NO_LIVE_STEP}
 """
 DROP_UNIQUE_OF: Final = """
 DELETE FROM unique_keys AS u USING unnest(%s::text[], %s::text[]) AS d(key, job_id)

@@ -66,6 +66,7 @@ from conveyor.stores.redis.enqueue import (
     encode_plan,
     encode_reads,
 )
+from conveyor.stores.redis.prune import count_prunable
 from conveyor.stores.selection import distinct_leases, matches, page_bounds, unique_ids
 from conveyor.stores.server_clock import ServerClock
 
@@ -553,14 +554,8 @@ class RedisStore:
             "cancelled": cutoff(params.cancelled_after),
         }
         if params.dry_run:
-            client = self._redis()
             with _guard():
-                counts = [
-                    int(client.zcount(self._key("finished", state), "-inf", at))
-                    for state, at in cutoffs.items()
-                    if at
-                ]
-            return PruneResult(sum(counts), 0)
+                return PruneResult(count_prunable(self._redis(), self._key, cutoffs), 0)
         jobs, orphans = self._run(
             "prune",
             [

@@ -133,15 +133,23 @@ RESCUE: Final = (
     f"{_DROP_LEASE}, finished_at = ?, failure_reason = ?, cancel_requested = 0 "
     "WHERE id = ? AND state = 'processing' RETURNING has_dependents"
 )
-PRUNE_CANDIDATES: Final = """
+_NO_LIVE_STEP: Final = """
+  AND NOT EXISTS (SELECT 1 FROM jobs AS step INDEXED BY jobs_live_steps
+                  WHERE step.parent_id = jobs.id
+                    AND step.state NOT IN ('completed', 'failed', 'cancelled'))
+"""
+"""A chain step reads its parent's result when it runs: the parent stays until then."""
+PRUNE_CANDIDATES: Final = f"""
 SELECT id, unique_key, idempotency_key FROM jobs INDEXED BY jobs_finished
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = ? AND finished_at <= ?
+{_NO_LIVE_STEP}
 ORDER BY finished_at
 LIMIT ?
 """
-PRUNE_COUNT: Final = """
+PRUNE_COUNT: Final = f"""
 SELECT COUNT(*) FROM jobs INDEXED BY jobs_finished
 WHERE state IN ('completed', 'failed', 'cancelled') AND state = ? AND finished_at <= ?
+{_NO_LIVE_STEP}
 """
 DROP_UNIQUE_OF: Final = "DELETE FROM unique_keys WHERE key = ? AND job_id = ?"
 DROP_IDEMPOTENCY_OF: Final = "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?"

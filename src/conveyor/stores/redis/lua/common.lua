@@ -137,5 +137,18 @@ local function drop_job(id)
   move(id, nil)
   redis.call('SREM', P .. ':queue:' .. queue, id)
   redis.call('ZREM', P .. ':created', id)
-  redis.call('DEL', jkey(id), P .. ':errors:' .. id)
+  redis.call('DEL', jkey(id), P .. ':errors:' .. id, P .. ':steps:' .. id)
+  redis.call('SREM', P .. ':parents', id)
+end
+
+-- Whether a chain step that reads `id`'s result (its parent_id; the set steps:<id>,
+-- written at enqueue) is not terminal yet: the pruner keeps `id` until then.
+local function needed_by_step(id)
+  for _, step in ipairs(redis.call('SMEMBERS', P .. ':steps:' .. id)) do
+    local st = redis.call('HGET', jkey(step), 'state')
+    if st and not TERMINAL[st] then
+      return true
+    end
+  end
+  return false
 end

@@ -104,6 +104,10 @@ for _, j in ipairs(jobs) do
   for _, d in ipairs(j.open) do
     redis.call('RPUSH', P .. ':dependents:' .. d, id)
   end
+  if j[11] ~= '' then
+    redis.call('SADD', P .. ':steps:' .. j[11], id)
+    redis.call('SADD', P .. ':parents', j[11])
+  end
   if j[13] ~= '' then
     redis.call('HSET', P .. ':unique:' .. j[13], 'job', id, 'expires', j[14])
     redis.call('SADD', P .. ':uniques', j[13])

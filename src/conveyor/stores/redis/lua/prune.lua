@@ -4,37 +4,53 @@
 -- Deletes up to `limit` terminal jobs finished at or before their cutoff, oldest first,
 -- with the key holds they own; with sweep, then orphaned key holds and up to `limit`
 -- expired records (all counted as orphans). Without sweep the work is O(limit).
+-- A job a chain step that is not terminal yet reads (its parent) is skipped, not deleted.
 -- Returns {jobs deleted, orphans deleted}.
 local now, limit = ARGV[2], tonumber(ARGV[3])
 local nowf = tonumber(now)
 local states = {'completed', 'failed', 'cancelled'}
 local deleted = 0
 local orphans = 0
+-- Delete one job with the key holds and records it owns.
+local function prune_one(id)
+  local keys = redis.call('HMGET', jkey(id), 'unique_key', 'idempotency_key')
+  for k, kind in ipairs({'unique', 'idem'}) do
+    local name = keys[k]
+    if name and name ~= '' then
+      local hold = P .. ':' .. kind .. ':' .. name
+      if redis.call('HGET', hold, 'job') == id then
+        redis.call('DEL', hold)
+        redis.call('SREM', P .. ':' .. kind .. 's', name)
+        orphans = orphans + 1
+      end
+    end
+  end
+  for n = 8, #ARGV do
+    orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
+    redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
+  end
+  drop_job(id)
+  redis.call('DEL', P .. ':dependents:' .. id)
+  deleted = deleted + 1
+end
+
 for i, state in ipairs(states) do
   local cutoff = ARGV[3 + i]
-  if cutoff ~= '' and deleted < limit then
+  -- A parent a chain step still needs stays in place; the next page starts past those.
+  local kept = 0
+  while cutoff ~= '' and deleted < limit do
+    local want = limit - deleted
     local ids = redis.call('ZRANGEBYSCORE', P .. ':finished:' .. state, '-inf', cutoff,
-      'LIMIT', 0, limit - deleted)
+      'LIMIT', kept, want)
     for _, id in ipairs(ids) do
-      local keys = redis.call('HMGET', jkey(id), 'unique_key', 'idempotency_key')
-      for k, kind in ipairs({'unique', 'idem'}) do
-        local name = keys[k]
-        if name and name ~= '' then
-          local hold = P .. ':' .. kind .. ':' .. name
-          if redis.call('HGET', hold, 'job') == id then
-            redis.call('DEL', hold)
-            redis.call('SREM', P .. ':' .. kind .. 's', name)
-            orphans = orphans + 1
-          end
-        end
+      if needed_by_step(id) then
+        kept = kept + 1
+      else
+        prune_one(id)
       end
-      for n = 8, #ARGV do
-        orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
-        redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
-      end
-      drop_job(id)
-      redis.call('DEL', P .. ':dependents:' .. id)
-      deleted = deleted + 1
+    end
+    if #ids < want then
+      break
     end
   end
 end
