@@ -3,6 +3,7 @@
 --   op 'retry' (arg = run_at, arg2 = rk): returns moved ids
 --   op 'delete': returns the number deleted
 local now, op, arg, arg2 = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+NOW_HINT = ARGV[2]
 if op == 'cancel' then
   local cancelled, requested, skipped = {}, {}, {}
   for i = 6, #ARGV do
@@ -29,8 +30,9 @@ elseif op == 'retry' then
       redis.call('HSET', jk, 'attempt', '0', 'rescue_count', '0', 'run_at', arg, 'rk', arg2,
         'cancel_requested', '0')
       redis.call('HDEL', jk, 'failure_reason', 'finished_at', 'lease_token', 'lease_expires_at')
-      move(id, 'pending')
-      table.insert(moved, id)
+      if move(id, 'pending') == 'pending' then
+        table.insert(moved, id)
+      end
     end
   end
   if #moved > 0 then

@@ -1,12 +1,14 @@
 -- ARGV: prefix, now, limit. Promote due scheduled/retrying jobs (run_at <= now).
 -- Returns {promoted, earliest run_at still waiting or false}.
 local now, limit = ARGV[2], tonumber(ARGV[3])
+NOW_HINT = ARGV[2]
 local promoted = 0
 if limit > 0 then
   local due = redis.call('ZRANGEBYSCORE', P .. ':due', '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(due) do
-    move(id, 'pending')
-    promoted = promoted + 1
+    if move(id, 'pending') == 'pending' then
+      promoted = promoted + 1
+    end
   end
 end
 if promoted > 0 then
