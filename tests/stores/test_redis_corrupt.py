@@ -227,3 +227,87 @@ def test_reads_show_a_job_with_missing_fields_as_corrupt(rstore: RedisStore, raw
     assert "payload" in job.errors[-1].message
     listed = rstore.search(JobQuery())
     assert sorted(j.id for j in listed.items) == sorted([bad, b, c])
+
+
+def test_missing_queue_field_is_restored_from_the_index_and_quarantined(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    bad, b, c = three(rstore)
+    raw.client.hdel(raw.job(bad), "queue")
+    taken = claim(rstore, limit=10)
+    assert sorted(x.job_id for x in taken) == sorted([b, c])
+    assert_quarantined(rstore, bad, "queue")
+    job = rstore.get(bad)
+    assert job is not None and job.queue == "default"
+    assert_sane(rstore, raw)
+
+
+def test_stale_due_entry_of_a_completed_job_is_not_run_again(rstore: RedisStore, raw: Raw) -> None:
+    done = add(rstore)
+    [lease] = claim(rstore)
+    rstore.complete([Completion(lease)])
+    raw.client.zadd(raw.key("due"), {done: 0})
+    assert rstore.stage_due().promoted == 0
+    assert claim(rstore, limit=10) == []
+    job = rstore.get(done)
+    assert job is not None and job.state is S.COMPLETED
+    assert raw.client.zscore(raw.key("due"), done) is None
+    assert rstore.info().details["repaired index entries"] == "1"
+    assert_sane(rstore, raw)
+
+
+def test_stale_processing_entry_of_a_completed_job_is_not_rescued(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    from conveyor.stores.base import RescueParams
+
+    done = add(rstore)
+    [lease] = claim(rstore)
+    rstore.complete([Completion(lease)])
+    raw.client.zadd(raw.key("processing"), {done: 0})
+    result = rstore.rescue_expired(RescueParams())
+    assert result.retried == [] and result.failed == []
+    job = rstore.get(done)
+    assert job is not None and job.state is S.COMPLETED and not job.errors
+    assert_sane(rstore, raw)
+
+
+def test_rescue_quarantines_a_processing_job_with_a_corrupt_field(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    from conveyor.stores.base import RescueParams
+
+    clock = rstore.clock
+    assert isinstance(clock, FakeClock)
+    bad, good = add(rstore), add(rstore)
+    claim(rstore, limit=2, lease_for=5)
+    raw.client.hset(raw.job(bad), "max_attempts", "many")
+    clock.advance(10)
+    result = rstore.rescue_expired(RescueParams())
+    assert result.retried == [good]
+    assert result.failed == [bad]
+    assert_quarantined(rstore, bad, "max_attempts")
+    assert_sane(rstore, raw)
+
+
+def test_cancel_and_delete_of_corrupt_jobs_do_not_fail(rstore: RedisStore, raw: Raw) -> None:
+    bad, gone, c = three(rstore)
+    raw.client.hset(raw.job(bad), "priority", "urgent")
+    raw.client.hdel(raw.job(gone), "queue", "state")
+    result = rstore.cancel([bad, c])
+    assert result.cancelled == [c]
+    assert result.skipped == [bad]
+    assert_quarantined(rstore, bad, "priority")
+    assert rstore.delete([bad, gone]) == 2
+    assert rstore.get(bad) is None and rstore.get(gone) is None
+    assert raw.pending_ids() == []
+    assert_sane(rstore, raw)
+
+
+def test_stats_and_reprioritize_survive_a_corrupt_pending_job(rstore: RedisStore, raw: Raw) -> None:
+    bad, b, _ = three(rstore)
+    raw.client.hset(raw.job(bad), "run_at", "soon")
+    [entry] = rstore.stats()
+    assert entry.counts["pending"] == 3
+    assert rstore.reprioritize([bad, b], 7) == [b]
+    assert_sane(rstore, raw)

@@ -124,11 +124,6 @@ def decode_errors(errors: Sequence[bytes]) -> tuple[JobError, ...]:
     return tuple(out)
 
 
-def decode_job(flat: Sequence[bytes], errors: Sequence[bytes]) -> Job:
-    """A job from its ``HGETALL`` reply (flat list) and its error list."""
-    return job_from_fields(fields_of(flat), errors)
-
-
 def fields_of(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """An ``HGETALL`` reply (flat list) as a mapping."""
     return dict(zip(flat[::2], flat[1::2], strict=True))

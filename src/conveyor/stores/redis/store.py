@@ -220,6 +220,14 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
+def _oldest_pending(run_at: bytes | None, score: float) -> float:
+    """The head job's exact ``run_at``, or its index score when the field is unreadable."""
+    try:
+        return float(run_at) if run_at is not None else float(score)
+    except ValueError:
+        return float(score)
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -695,8 +703,8 @@ class RedisStore:
             if not entry.counts:
                 continue
             if oldest:
-                entry.oldest_pending_at = float(
-                    client.hget(self._key("job", _text(oldest[0][0])), "run_at") or oldest[0][1]
+                entry.oldest_pending_at = _oldest_pending(
+                    client.hget(self._key("job", _text(oldest[0][0])), "run_at"), oldest[0][1]
                 )
             out.append(entry)
         return out

@@ -304,9 +304,16 @@ end
 
 -- Remove a job and everything that belongs to it.
 local function drop_job(id)
-  local queue = redis.call('HGET', jkey(id), 'queue')
-  move(id, nil)
-  redis.call('SREM', P .. ':queue:' .. queue, id)
+  local g = redis.call('HMGET', jkey(id), 'queue', 'state')
+  local queue = g[1] or queue_of(id)
+  if queue and g[1] and STATES[g[2]] then
+    move(id, nil)
+  else
+    unindex(id, queue, g[2])
+  end
+  if queue then
+    redis.call('SREM', P .. ':queue:' .. queue, id)
+  end
   redis.call('ZREM', P .. ':created', id)
   redis.call('DEL', jkey(id), P .. ':errors:' .. id)
 end

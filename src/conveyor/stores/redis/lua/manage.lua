@@ -11,6 +11,10 @@ if op == 'cancel' then
     local st = redis.call('HGET', jkey(id), 'state')
     if not st or TERMINAL[st] then
       table.insert(skipped, id)
+    elseif job_problem(id) then
+      -- Not decodable: to the DLQ as corrupt (terminal, so the cancel skips it).
+      quarantine(id, job_problem(id), now, nil)
+      table.insert(skipped, id)
     elseif st == 'processing' and arg ~= '1' then
       redis.call('HSET', jkey(id), 'cancel_requested', '1')
       table.insert(requested, id)
@@ -44,7 +48,8 @@ elseif op == 'delete' then
   for i = 6, #ARGV do
     local id = ARGV[i]
     local st = redis.call('HGET', jkey(id), 'state')
-    if st and st ~= 'processing' then
+    -- A hash that lost its state field (corrupt) can be deleted too.
+    if st ~= 'processing' and redis.call('EXISTS', jkey(id)) == 1 then
       drop_job(id)
       deleted = deleted + 1
       if st ~= 'completed' then

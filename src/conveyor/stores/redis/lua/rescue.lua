@@ -41,10 +41,17 @@ end
 local expired = redis.call('ZRANGEBYSCORE', P .. ':processing', '-inf', '(' .. now,
   'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
+  local st = redis.call('HGET', jkey(id), 'state')
   local problem = job_problem(id)
-  if problem then
+  if st and st ~= 'processing' and not problem then
+    -- An entry whose job is not processing: drop it; the job is not re-run.
+    redis.call('ZREM', P .. ':processing', id)
+    redis.call('HINCRBY', P .. ':repairs', 'index', 1)
+  elseif problem then
     quarantine(id, problem, now, nil)
-    table.insert(failed, id)
+    if st then
+      table.insert(failed, id)
+    end
   elseif rescue(id) == 'retrying' then
     table.insert(retried, id)
   else
