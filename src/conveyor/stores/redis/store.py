@@ -220,7 +220,7 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-def _oldest_pending(run_at: bytes | None, score: float) -> float:
+def _oldest_pending(run_at: bytes | str | None, score: float) -> float:
     """The head job's exact ``run_at``, or its index score when the field is unreadable."""
     try:
         return float(run_at) if run_at is not None else float(score)
