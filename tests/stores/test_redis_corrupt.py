@@ -311,3 +311,27 @@ def test_stats_and_reprioritize_survive_a_corrupt_pending_job(rstore: RedisStore
     assert entry.counts["pending"] == 3
     assert rstore.reprioritize([bad, b], 7) == [b]
     assert_sane(rstore, raw)
+
+
+def test_enqueue_depending_on_a_job_in_an_unknown_state_does_not_fail(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    bad = add(rstore)
+    raw.client.hset(raw.job(bad), "state", "exploded")
+    child = add(rstore, depends_on=(bad,))
+    job = rstore.get(child)
+    assert job is not None and job.state in (S.FAILED, S.CANCELLED)
+    assert job.failure_reason == FailureReason.DEPENDENCY_FAILED
+
+
+def test_a_corrupt_blocked_dependent_is_quarantined_when_its_parent_completes(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    parent = add(rstore)
+    child = add(rstore, depends_on=(parent,))
+    raw.client.hdel(raw.job(child), "queue")
+    [lease] = claim(rstore)
+    assert rstore.complete([Completion(lease)]) == []
+    assert_quarantined(rstore, child, "queue")
+    assert rstore.get(parent).state is S.COMPLETED  # type: ignore[union-attr]
+    assert_sane(rstore, raw)

@@ -9,9 +9,6 @@ local TERMINAL = {completed = true, failed = true, cancelled = true}
 local STATES = {pending = true, scheduled = true, blocked = true, processing = true,
   retrying = true, completed = true, failed = true, cancelled = true}
 local POLICIES = {fail = true, cancel = true}
-local TEXT_FIELDS = {'id', 'queue', 'task', 'payload', 'state', 'on_dependency_failure'}
-local INT_FIELDS = {'priority', 'attempt', 'max_attempts', 'task_version'}
-local FLOAT_FIELDS = {'run_at', 'created_at'}
 
 local function jkey(id)
   return P .. ':job:' .. id
@@ -33,17 +30,19 @@ local function is_float(value)
   return value ~= false and value ~= nil and tonumber(value) ~= nil
 end
 
--- Why the job's hash cannot be decoded into a Job (nil when it can). Read-only: a script
--- calls it before it writes, so a corrupt hash never leaves a script half-applied.
+-- Why the job's hash cannot be decoded into a Job (nil when it can). Read-only (one HMGET):
+-- a script calls it before it writes, so a corrupt hash never leaves a script half-applied.
+local CHECKED = {'id', 'queue', 'task', 'payload', 'state', 'on_dependency_failure',
+  'priority', 'attempt', 'max_attempts', 'task_version', 'run_at', 'created_at'}
 local function job_problem(id)
   local jk = jkey(id)
-  if redis.call('EXISTS', jk) == 0 then
+  local g = redis.call('HMGET', jk, unpack(CHECKED))
+  if not g[1] and redis.call('EXISTS', jk) == 0 then
     return 'the job hash is missing'
   end
-  local g = redis.call('HMGET', jk, unpack(TEXT_FIELDS))
-  for i, name in ipairs(TEXT_FIELDS) do
+  for i = 1, 6 do
     if not g[i] then
-      return 'missing field ' .. name
+      return 'missing field ' .. CHECKED[i]
     end
   end
   if not STATES[g[5]] then
@@ -52,16 +51,14 @@ local function job_problem(id)
   if not POLICIES[g[6]] then
     return 'unknown on_dependency_failure ' .. g[6]
   end
-  g = redis.call('HMGET', jk, unpack(INT_FIELDS))
-  for i, name in ipairs(INT_FIELDS) do
+  for i = 7, 10 do
     if not is_int(g[i]) then
-      return 'field ' .. name .. ' is not an integer: ' .. tostring(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not an integer: ' .. tostring(g[i] or 'missing')
     end
   end
-  g = redis.call('HMGET', jk, unpack(FLOAT_FIELDS))
-  for i, name in ipairs(FLOAT_FIELDS) do
+  for i = 11, 12 do
     if not is_float(g[i]) then
-      return 'field ' .. name .. ' is not a number: ' .. tostring(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not a number: ' .. tostring(g[i] or 'missing')
     end
   end
   return nil
@@ -246,7 +243,10 @@ propagate = function(id, now)
     local dep = table.remove(todo)
     local jk = jkey(dep)
     local g = redis.call('HMGET', jk, 'state', 'on_dependency_failure')
-    if g[1] == 'blocked' then
+    local problem = g[1] == 'blocked' and job_problem(dep)
+    if problem then
+      quarantine(dep, problem, now, nil)
+    elseif g[1] == 'blocked' then
       local target = 'cancelled'
       if g[2] == 'fail' then
         target = 'failed'
@@ -265,7 +265,10 @@ local function release_dependents(id, now)
   for _, dep in ipairs(take_dependents(id)) do
     local jk = jkey(dep)
     local g = redis.call('HMGET', jk, 'state', 'blocked_by', 'run_at')
-    if g[1] == 'blocked' then
+    local problem = g[1] == 'blocked' and job_problem(dep)
+    if problem then
+      quarantine(dep, problem, now, nil)
+    elseif g[1] == 'blocked' then
       local left = (tonumber(g[2]) or 1) - 1
       if left > 0 then
         redis.call('HSET', jk, 'blocked_by', left)
