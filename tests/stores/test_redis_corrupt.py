@@ -335,3 +335,14 @@ def test_a_corrupt_blocked_dependent_is_quarantined_when_its_parent_completes(
     assert_quarantined(rstore, child, "queue")
     assert rstore.get(parent).state is S.COMPLETED  # type: ignore[union-attr]
     assert_sane(rstore, raw)
+
+
+def test_pending_job_that_lost_its_member_field_is_still_claimed(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    job_id = add(rstore)
+    raw.client.hdel(raw.job(job_id), "pm")
+    [lease] = claim(rstore, limit=10)
+    assert lease.job_id == job_id
+    assert raw.pending_ids() == []
+    assert_sane(rstore, raw)

@@ -62,6 +62,10 @@ local function admit(queue, member)
     return false
   end
   local g = redis.call('HMGET', jkey(id), 'state', 'pm', 'queue')
+  if g[1] == 'pending' and g[3] == queue and not g[2] then
+    redis.call('HSET', jkey(id), 'pm', member) -- its entry lost only its back-reference
+    g[2] = member
+  end
   if g[1] ~= 'pending' or g[2] ~= member or g[3] ~= queue then
     redis.call('ZREM', pending, member)
     if g[1] ~= 'pending' or g[3] ~= queue then

@@ -30,6 +30,12 @@ local function is_float(value)
   return value ~= false and value ~= nil and tonumber(value) ~= nil
 end
 
+-- A stored value as short printable text, for an error message.
+local function shown(value)
+  local text = string.gsub(string.sub(tostring(value), 1, 40), '[^%w%p ]', '?')
+  return text
+end
+
 -- Why the job's hash cannot be decoded into a Job (nil when it can). Read-only (one HMGET):
 -- a script calls it before it writes, so a corrupt hash never leaves a script half-applied.
 local CHECKED = {'id', 'queue', 'task', 'payload', 'state', 'on_dependency_failure',
@@ -46,19 +52,19 @@ local function job_problem(id)
     end
   end
   if not STATES[g[5]] then
-    return 'unknown state ' .. g[5]
+    return 'unknown state ' .. shown(g[5])
   end
   if not POLICIES[g[6]] then
-    return 'unknown on_dependency_failure ' .. g[6]
+    return 'unknown on_dependency_failure ' .. shown(g[6])
   end
   for i = 7, 10 do
     if not is_int(g[i]) then
-      return 'field ' .. CHECKED[i] .. ' is not an integer: ' .. tostring(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not an integer: ' .. shown(g[i] or 'missing')
     end
   end
   for i = 11, 12 do
     if not is_float(g[i]) then
-      return 'field ' .. CHECKED[i] .. ' is not a number: ' .. tostring(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not a number: ' .. shown(g[i] or 'missing')
     end
   end
   return nil
@@ -72,14 +78,14 @@ local function placement_problem(id, to)
   end
   if to == 'pending' then
     if not is_int(g[2]) then
-      return 'field priority is not an integer: ' .. tostring(g[2] or 'missing')
+      return 'field priority is not an integer: ' .. shown(g[2] or 'missing')
     end
     if not g[3] or #g[3] ~= 16 then
-      return 'field rk is not a 16-digit sort key: ' .. tostring(g[3] or 'missing')
+      return 'field rk is not a 16-digit sort key: ' .. shown(g[3] or 'missing')
     end
   end
   if (to == 'pending' or to == 'scheduled' or to == 'retrying') and not is_float(g[4]) then
-    return 'field run_at is not a number: ' .. tostring(g[4] or 'missing')
+    return 'field run_at is not a number: ' .. shown(g[4] or 'missing')
   end
   return nil
 end
