@@ -185,3 +185,36 @@ def test_supervised_worker_with_a_corrupt_job_in_its_batch(
     log = worker.stdout + worker.stderr
     assert f"job {bad} cannot be decoded (missing field payload)" in log, log
     assert " died: " not in log, log  # no child death, no restart
+
+
+def test_quarantined_job_is_retried_once_fixed_and_purged_otherwise(
+    rproject: tuple[Project, Raw, str],
+) -> None:
+    """The DLQ commands work on quarantined jobs: one whose payload is restored runs again
+    after ``dlq retry``; one left broken is removed by ``dlq purge``."""
+    project, raw, dsn = rproject
+    fixed = project.enqueue("t.greet", "fixed", queue="default")
+    broken = project.enqueue("t.greet", "broken", queue="default")
+    payload = raw.client.hget(raw.key("job", fixed), "payload")
+    raw.client.hdel(raw.key("job", fixed), "payload")
+    raw.client.hdel(raw.key("job", broken), "payload")
+    project.run_worker("default")
+    store = project.app.store
+    for job_id in (fixed, broken):
+        job = store.get(job_id)
+        assert job is not None and job.failure_reason == FailureReason.CORRUPT
+
+    assert isinstance(payload, bytes)
+    raw.client.hset(raw.key("job", fixed), "payload", payload)
+    retried = project.cli("--store", dsn, "dlq", "retry", fixed, "--yes", app=False)
+    assert retried.exit_code == 0, retried.output
+    project.run_worker("default")
+    job = store.get(fixed)
+    assert job is not None and job.state is S.COMPLETED, job
+
+    purged = project.cli("--store", dsn, "dlq", "purge", broken, "--yes", app=False)
+    assert purged.exit_code == 0, purged.output
+    assert store.get(broken) is None
+    assert not raw.client.sismember(raw.key("state", "failed"), broken)
+    counts = raw.client.hgetall(raw.key("counts", "default"))
+    assert {k: int(v) for k, v in counts.items() if int(v)} == {b"completed": 1}
