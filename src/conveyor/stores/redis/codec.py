@@ -132,9 +132,61 @@ def fields_of(flat: Sequence[bytes]) -> dict[bytes, bytes]:
 def job_from_fields(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
     """A job from its hash fields and error entries.
 
+    The claim's hot path: a direct decode; only when it fails is the hash decoded again
+    field by field, to say which field is wrong.
+
     Raises:
         CorruptJobData: a field is missing or malformed, or an error entry is garbage.
     """
+    try:
+        return _fast_job(f, errors)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return _checked_job(f, errors)
+
+
+def _opt(f: Mapping[bytes, bytes], name: bytes, parse: Callable[[bytes], T]) -> T | None:
+    value = f.get(name)
+    return None if value is None else parse(value)
+
+
+def _fast_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
+    """A job decoded directly (any problem raises a plain KeyError/ValueError/...)."""
+    return Job(
+        id=f[b"id"].decode(),
+        queue=f[b"queue"].decode(),
+        task=f[b"task"].decode(),
+        payload=bytes(f[b"payload"]),
+        state=JobState(f[b"state"].decode()),
+        priority=int(f[b"priority"]),
+        attempt=int(f[b"attempt"]),
+        max_attempts=int(f[b"max_attempts"]),
+        run_at=float(f[b"run_at"]),
+        timeout=_opt(f, b"timeout", float),
+        lease_token=_opt(f, b"lease_token", _text),
+        lease_expires_at=_opt(f, b"lease_expires_at", float),
+        worker_id=_opt(f, b"worker_id", _text),
+        depends_on=unpack_strings(f.get(b"depends_on", b"").decode()),
+        blocked_by=int(f.get(b"blocked_by", b"0")),
+        on_dependency_failure=DependencyPolicy(f[b"on_dependency_failure"].decode()),
+        parent_id=_opt(f, b"parent_id", _text),
+        tags=unpack_strings(f.get(b"tags", b"").decode()),
+        unique_key=_opt(f, b"unique_key", _text),
+        idempotency_key=_opt(f, b"idempotency_key", _text),
+        task_version=int(f[b"task_version"]),
+        result=f.get(b"result"),
+        errors=tuple(decode_error(e) for e in errors),
+        failure_reason=_opt(f, b"failure_reason", _text),
+        rescue_count=int(f.get(b"rescue_count", b"0")),
+        cancel_requested=f.get(b"cancel_requested") == b"1",
+        created_at=float(f[b"created_at"]),
+        started_at=_opt(f, b"started_at", float),
+        finished_at=_opt(f, b"finished_at", float),
+        heartbeat_at=_opt(f, b"heartbeat_at", float),
+    )
+
+
+def _checked_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
+    """A job decoded field by field; the first bad one raises :class:`CorruptJobData`."""
     return Job(
         id=_field(f, "id", _text),
         queue=_field(f, "queue", _text),

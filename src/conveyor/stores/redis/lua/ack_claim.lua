@@ -54,21 +54,21 @@ end
 local function admit(queue, member)
   local id = string.sub(member, 18)
   local pending = P .. ':q:' .. queue .. ':pending'
-  local problem = job_problem(id)
+  local problem, f = job_problem(id)
   if problem then
     redis.call('ZREM', pending, member)
     quarantine(id, problem, now, queue)
     table.insert(corrupt, {id, problem})
     return false
   end
-  local g = redis.call('HMGET', jkey(id), 'state', 'pm', 'queue')
-  if g[1] == 'pending' and g[3] == queue and not g[2] then
+  local state, pm = f[4], f[12]
+  if state == 'pending' and f[2] == queue and not pm then
     redis.call('HSET', jkey(id), 'pm', member) -- its entry lost only its back-reference
-    g[2] = member
+    pm = member
   end
-  if g[1] ~= 'pending' or g[2] ~= member or g[3] ~= queue then
+  if state ~= 'pending' or pm ~= member or f[2] ~= queue then
     redis.call('ZREM', pending, member)
-    if g[1] ~= 'pending' or g[3] ~= queue then
+    if state ~= 'pending' or f[2] ~= queue then
       redis.call('ZREM', P .. ':q:' .. queue .. ':ready', id)
     end
     redis.call('HINCRBY', P .. ':repairs', 'index', 1)

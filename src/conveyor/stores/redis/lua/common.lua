@@ -36,38 +36,44 @@ local function shown(value)
   return text
 end
 
--- Why the job's hash cannot be decoded into a Job (nil when it can). Read-only (one HMGET):
--- a script calls it before it writes, so a corrupt hash never leaves a script half-applied.
-local CHECKED = {'id', 'queue', 'task', 'payload', 'state', 'on_dependency_failure',
-  'priority', 'attempt', 'max_attempts', 'task_version', 'run_at', 'created_at'}
+-- Why the job's hash cannot be decoded into a Job (nil when it can). Read-only (one HMGET,
+-- and HEXISTS for the payload, which is never copied into the script): a script calls it
+-- before it writes, so a corrupt hash never leaves a script half-applied. Also returns the
+-- fields read (CHECKED order: `state` is [4], `queue` [2], `pm` [12]), so a caller needs
+-- no second read.
+local CHECKED = {'id', 'queue', 'task', 'state', 'on_dependency_failure',
+  'priority', 'attempt', 'max_attempts', 'task_version', 'run_at', 'created_at', 'pm'}
 local function job_problem(id)
   local jk = jkey(id)
   local g = redis.call('HMGET', jk, unpack(CHECKED))
   if not g[1] and redis.call('EXISTS', jk) == 0 then
-    return 'the job hash is missing'
+    return 'the job hash is missing', g
   end
-  for i = 1, 6 do
+  for i = 1, 5 do
     if not g[i] then
-      return 'missing field ' .. CHECKED[i]
+      return 'missing field ' .. CHECKED[i], g
     end
   end
-  if not STATES[g[5]] then
-    return 'unknown state ' .. shown(g[5])
+  if redis.call('HEXISTS', jk, 'payload') == 0 then
+    return 'missing field payload', g
   end
-  if not POLICIES[g[6]] then
-    return 'unknown on_dependency_failure ' .. shown(g[6])
+  if not STATES[g[4]] then
+    return 'unknown state ' .. shown(g[4]), g
   end
-  for i = 7, 10 do
+  if not POLICIES[g[5]] then
+    return 'unknown on_dependency_failure ' .. shown(g[5]), g
+  end
+  for i = 6, 9 do
     if not is_int(g[i]) then
-      return 'field ' .. CHECKED[i] .. ' is not an integer: ' .. shown(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not an integer: ' .. shown(g[i] or 'missing'), g
     end
   end
-  for i = 11, 12 do
+  for i = 10, 11 do
     if not is_float(g[i]) then
-      return 'field ' .. CHECKED[i] .. ' is not a number: ' .. shown(g[i] or 'missing')
+      return 'field ' .. CHECKED[i] .. ' is not a number: ' .. shown(g[i] or 'missing'), g
     end
   end
-  return nil
+  return nil, g
 end
 
 -- Why the job cannot be filed in the index of state `to` (nil when it can); read-only.
