@@ -141,6 +141,12 @@ def test_worker_runs_the_innocent_jobs_and_reads_never_crash(
     assert all(int(v) >= 0 for v in counts.values()), counts
     assert int(counts.get(b"pending", b"0")) == 0
     _read_commands_work(project, dsn, bad, outcome)
+    info = project.cli("--store", dsn, "info", "-o", "json", app=False)
+    assert info.exit_code == 0, info.output
+    details = json.loads(info.stdout)["store_info"]["details"]
+    repaired = {"completed": "1", "gone": "1"}.get(outcome, "0")
+    assert details["repaired index entries"] == repaired
+    assert details["quarantined corrupt jobs"] == ("1" if outcome == "corrupt" else "0")
     if outcome == "corrupt":
         dlq = project.cli("--store", dsn, "dlq", "list", "-o", "json", app=False)
         assert bad in dlq.stdout
