@@ -171,6 +171,7 @@ def test_garbage_in_the_errors_list_is_quarantined_after_the_claim(
     assert job is not None
     assert job.state is S.FAILED and job.failure_reason == FailureReason.CORRUPT
     assert "error entry" in job.errors[-1].message
+    assert job.attempt == 0 and job.started_at is None  # leased by the claim, never run
     assert rstore.info().details["quarantined corrupt jobs"] == "1"
     assert claim(rstore, limit=10) == []
     assert_sane(rstore, raw)
