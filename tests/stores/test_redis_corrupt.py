@@ -347,3 +347,24 @@ def test_pending_job_that_lost_its_member_field_is_still_claimed(
     assert lease.job_id == job_id
     assert raw.pending_ids() == []
     assert_sane(rstore, raw)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("id", b"someone-else", "field id does not match"),
+        ("task", b"\xff\xfe", "field task is malformed"),
+        ("timeout", b"soon", "field timeout is malformed"),
+    ],
+)
+def test_other_undecodable_fields_are_quarantined(
+    rstore: RedisStore, raw: Raw, field: str, value: bytes, words: str
+) -> None:
+    bad, b, c = three(rstore)
+    raw.client.hset(raw.job(bad), field, value)
+    assert rstore.get(bad).failure_reason == FailureReason.CORRUPT  # type: ignore[union-attr]
+    taken = claim(rstore, limit=10)
+    assert sorted(x.job_id for x in taken) == sorted([b, c])
+    assert_quarantined(rstore, bad, words)
+    assert claim(rstore, limit=10) == []
+    assert_sane(rstore, raw)

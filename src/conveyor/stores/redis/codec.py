@@ -235,9 +235,12 @@ def read_job(job_id: str, f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> 
     one, else ``failed``), what cannot gets an empty value (payload ``b""``, numbers 0),
     ``failure_reason`` is ``corrupt`` and the last error entry says what is wrong."""
     try:
-        return job_from_fields(f, errors)
+        job = job_from_fields(f, errors)
     except CorruptJobData as exc:
         return corrupt_placeholder(job_id, f, errors, str(exc))
+    if job.id != job_id:
+        return corrupt_placeholder(job_id, f, errors, f"field id does not match its key: {job.id}")
+    return job
 
 
 def corrupt_placeholder(

@@ -424,14 +424,14 @@ class RedisStore:
         lost_raw, claimed, dropped, corrupt = self._run("ack_claim", args)
         self._report_repairs(dropped, corrupt)
         leases = []
-        undecodable: list[tuple[str, str, str]] = []
+        undecodable: list[tuple[bytes, bytes, str]] = []
         for flat, errors in claimed:
             fields = codec.fields_of(flat)
             try:
                 job = codec.job_from_fields(fields, errors)
             except codec.CorruptJobData as exc:
-                token = fields.get(b"lease_token", b"")
-                undecodable.append((fields[b"id"].decode(), token.decode(), str(exc)))
+                # The claim checked that the id field is the key's id; bytes go back as read.
+                undecodable.append((fields[b"id"], fields.get(b"lease_token", b""), str(exc)))
                 continue
             leases.append(Lease(job, job.lease_token or "", expires))
         if undecodable:
@@ -447,23 +447,23 @@ class RedisStore:
                 "or no longer exists: %s",
                 self.prefix,
                 len(dropped),
-                ", ".join(_text(i) for i in dropped),
+                ", ".join(i.decode(errors="replace") for i in dropped),
             )
         for job_id, why in corrupt:
             log.warning(
                 "Redis store %s: job %s cannot be decoded (%s); moved to the DLQ as corrupt",
                 self.prefix,
-                _text(job_id),
-                _text(why),
+                job_id.decode(errors="replace"),
+                why.decode(errors="replace"),
             )
 
-    def _quarantine(self, jobs: Sequence[tuple[str, str, str]], now: float) -> None:
+    def _quarantine(self, jobs: Sequence[tuple[bytes, bytes, str]], now: float) -> None:
         """Move leased jobs Python could not decode to the DLQ (fenced by their tokens)."""
-        args: list[str] = [codec.num(now)]
+        args: list[str | bytes] = [codec.num(now)]
         for job_id, token, why in jobs:
             args += [job_id, token, why]
         self._run("quarantine", args)
-        self._report_repairs([], [[i.encode(), why.encode()] for i, _, why in jobs])
+        self._report_repairs([], [[i, why.encode()] for i, _, why in jobs])
 
     def claim(self, params: ClaimParams) -> list[Lease]:
         """Lease up to ``limit`` pending jobs, queues in the given order."""

@@ -54,6 +54,9 @@ local function job_problem(id)
       return 'missing field ' .. CHECKED[i], g
     end
   end
+  if g[1] ~= id then
+    return 'field id does not match its key: ' .. shown(g[1]), g
+  end
   if redis.call('HEXISTS', jk, 'payload') == 0 then
     return 'missing field payload', g
   end
