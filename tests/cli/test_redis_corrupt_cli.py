@@ -59,7 +59,11 @@ def _completed_but_still_pending(project: Project, raw: Raw, job_id: str) -> Non
 
 
 def _unknown_state(project: Project, raw: Raw, job_id: str) -> None:
+    """A state no Conveyor writes, its state set and counter in step with it."""
     raw.client.hset(raw.key("job", job_id), "state", "exploded")
+    raw.client.smove(raw.key("state", "pending"), raw.key("state", "exploded"), job_id)
+    raw.client.hincrby(raw.key("counts", "default"), "pending", -1)
+    raw.client.hincrby(raw.key("counts", "default"), "exploded", 1)
 
 
 def _deleted_hash(project: Project, raw: Raw, job_id: str) -> None:
