@@ -43,6 +43,8 @@ def unpack_strings(text: str) -> tuple[str, ...]:
     while pos < len(raw):
         colon = raw.index(b":", pos)
         size = int(raw[pos:colon])
+        if size < 0 or colon + 1 + size > len(raw):
+            raise ValueError(f"item of {size} bytes runs past the end ({len(raw)} bytes)")
         out.append(raw[colon + 1 : colon + 1 + size].decode())
         pos = colon + 1 + size
     return tuple(out)
