@@ -368,3 +368,20 @@ def test_other_undecodable_fields_are_quarantined(
     assert_quarantined(rstore, bad, words)
     assert claim(rstore, limit=10) == []
     assert_sane(rstore, raw)
+
+
+def test_prune_never_deletes_a_live_job_through_a_stale_finished_entry(
+    rstore: RedisStore, raw: Raw
+) -> None:
+    from conveyor.stores.base import PruneParams
+
+    live, gone = add(rstore), add(rstore)
+    raw.client.zadd(raw.key("finished", "completed"), {live: 0, gone: 0})
+    raw.client.delete(raw.job(gone))
+    result = rstore.prune(PruneParams(completed_after=0.0))
+    assert result.jobs == 0
+    job = rstore.get(live)
+    assert job is not None and job.state is S.PENDING
+    assert raw.client.zcard(raw.key("finished", "completed")) == 0
+    assert [x.job_id for x in claim(rstore, limit=10)] == [live]
+    assert_sane(rstore, raw)

@@ -10,31 +10,46 @@ local nowf = tonumber(now)
 local states = {'completed', 'failed', 'cancelled'}
 local deleted = 0
 local orphans = 0
+
+-- Delete a terminal job with the key holds and records it owns.
+local function prune_job(id)
+  local keys = redis.call('HMGET', jkey(id), 'unique_key', 'idempotency_key')
+  for k, kind in ipairs({'unique', 'idem'}) do
+    local name = keys[k]
+    if name and name ~= '' then
+      local hold = P .. ':' .. kind .. ':' .. name
+      if redis.call('HGET', hold, 'job') == id then
+        redis.call('DEL', hold)
+        redis.call('SREM', P .. ':' .. kind .. 's', name)
+        orphans = orphans + 1
+      end
+    end
+  end
+  for n = 8, #ARGV do
+    orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
+    redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
+  end
+  drop_job(id)
+  redis.call('DEL', P .. ':dependents:' .. id)
+  deleted = deleted + 1
+end
+
 for i, state in ipairs(states) do
   local cutoff = ARGV[3 + i]
   if cutoff ~= '' and deleted < limit then
     local ids = redis.call('ZRANGEBYSCORE', P .. ':finished:' .. state, '-inf', cutoff,
       'LIMIT', 0, limit - deleted)
     for _, id in ipairs(ids) do
-      local keys = redis.call('HMGET', jkey(id), 'unique_key', 'idempotency_key')
-      for k, kind in ipairs({'unique', 'idem'}) do
-        local name = keys[k]
-        if name and name ~= '' then
-          local hold = P .. ':' .. kind .. ':' .. name
-          if redis.call('HGET', hold, 'job') == id then
-            redis.call('DEL', hold)
-            redis.call('SREM', P .. ':' .. kind .. 's', name)
-            orphans = orphans + 1
-          end
-        end
+      local st = redis.call('HGET', jkey(id), 'state')
+      if st == state then
+        prune_job(id)
+      elseif st then
+        -- A stale entry (the job is in another state now): drop the entry, never the job.
+        redis.call('ZREM', P .. ':finished:' .. state, id)
+        redis.call('HINCRBY', P .. ':repairs', 'index', 1)
+      else
+        quarantine(id, 'the job hash is missing', now, nil)
       end
-      for n = 8, #ARGV do
-        orphans = orphans + redis.call('HDEL', P .. ':records:' .. ARGV[n], id)
-        redis.call('ZREM', P .. ':record_expiry', ARGV[n] .. '\0' .. id)
-      end
-      drop_job(id)
-      redis.call('DEL', P .. ':dependents:' .. id)
-      deleted = deleted + 1
     end
   end
 end
