@@ -1,7 +1,8 @@
 -- Complete a batch, then claim, in one atomic step.
 -- ARGV: prefix, now, ncompletions, [id, token, has_result, result]*n,
 --       worker, expires, mode ('q' queues or 'ids'), limit, nsel, sel..., token*limit
--- Returns {lost ids, claimed jobs (each dump())}.
+-- Returns {lost ids, claimed jobs (each dump()), ids of pending entries dropped (job not
+-- pending, or gone), {id, reason} of jobs quarantined as corrupt}.
 local now = ARGV[2]
 NOW_HINT = ARGV[2]
 local nc = tonumber(ARGV[3])
