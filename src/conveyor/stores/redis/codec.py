@@ -7,11 +7,13 @@ strings and never format numbers of their own (except small integer counters).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
-from conveyor.job import DependencyPolicy, Job, JobError, JobState
+from conveyor.job import DependencyPolicy, FailureReason, Job, JobError, JobState
 
 ERROR_SEP = "\x1f"
 
@@ -41,6 +43,8 @@ def unpack_strings(text: str) -> tuple[str, ...]:
     while pos < len(raw):
         colon = raw.index(b":", pos)
         size = int(raw[pos:colon])
+        if size < 0 or colon + 1 + size > len(raw):
+            raise ValueError(f"item of {size} bytes runs past the end ({len(raw)} bytes)")
         out.append(raw[colon + 1 : colon + 1 + size].decode())
         pos = colon + 1 + size
     return tuple(out)
@@ -67,24 +71,88 @@ def decode_error(raw: bytes) -> JobError:
     )
 
 
-def _opt_float(fields: Mapping[bytes, bytes], name: bytes) -> float | None:
-    value = fields.get(name)
-    return None if value is None else float(value)
+class CorruptJobData(ValueError):
+    """A job hash or error entry that cannot be decoded; the message names what is wrong."""
 
 
-def _opt_str(fields: Mapping[bytes, bytes], name: bytes) -> str | None:
-    value = fields.get(name)
-    return None if value is None else value.decode()
+CORRUPT_ERROR_TYPE = "CorruptJob"
+"""``JobError.type`` of the entry that records why a job was quarantined."""
+
+T = TypeVar("T")
 
 
-def decode_job(flat: Sequence[bytes], errors: Sequence[bytes]) -> Job:
-    """A job from its ``HGETALL`` reply (flat list) and its error list."""
-    f = dict(zip(flat[::2], flat[1::2], strict=True))
-    return job_from_fields(f, errors)
+def _field(f: Mapping[bytes, bytes], name: str, parse: Callable[[bytes], T]) -> T:
+    """A required field, parsed; a missing or malformed one raises :class:`CorruptJobData`."""
+    value = f.get(name.encode())
+    if value is None:
+        raise CorruptJobData(f"missing field {name}")
+    try:
+        return parse(value)
+    except (ValueError, TypeError) as exc:
+        raise CorruptJobData(f"field {name} is malformed ({value[:40]!r}): {exc}") from None
+
+
+def _optional(f: Mapping[bytes, bytes], name: str, parse: Callable[[bytes], T]) -> T | None:
+    """An optional field, parsed (None when absent)."""
+    return None if f.get(name.encode()) is None else _field(f, name, parse)
+
+
+def _text(value: bytes) -> str:
+    return value.decode()
+
+
+def _strings(value: bytes) -> tuple[str, ...]:
+    return unpack_strings(value.decode())
+
+
+def _state(value: bytes) -> JobState:
+    return JobState(value.decode())
+
+
+def _policy(value: bytes) -> DependencyPolicy:
+    return DependencyPolicy(value.decode())
+
+
+def decode_errors(errors: Sequence[bytes]) -> tuple[JobError, ...]:
+    """Every entry of a job's error list; a bad one raises :class:`CorruptJobData`."""
+    out = []
+    for index, raw in enumerate(errors):
+        try:
+            out.append(decode_error(raw))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CorruptJobData(
+                f"error entry {index} cannot be decoded ({raw[:40]!r}): {exc}"
+            ) from None
+    return tuple(out)
+
+
+def fields_of(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """An ``HGETALL`` reply (flat list) as a mapping."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def job_from_fields(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
-    """A job from its hash fields and error entries."""
+    """A job from its hash fields and error entries.
+
+    The claim's hot path: a direct decode; only when it fails is the hash decoded again
+    field by field, to say which field is wrong.
+
+    Raises:
+        CorruptJobData: a field is missing or malformed, or an error entry is garbage.
+    """
+    try:
+        return _fast_job(f, errors)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return _checked_job(f, errors)
+
+
+def _opt(f: Mapping[bytes, bytes], name: bytes, parse: Callable[[bytes], T]) -> T | None:
+    value = f.get(name)
+    return None if value is None else parse(value)
+
+
+def _fast_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
+    """A job decoded directly (any problem raises a plain KeyError/ValueError/...)."""
     return Job(
         id=f[b"id"].decode(),
         queue=f[b"queue"].decode(),
@@ -95,25 +163,123 @@ def job_from_fields(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
         attempt=int(f[b"attempt"]),
         max_attempts=int(f[b"max_attempts"]),
         run_at=float(f[b"run_at"]),
-        timeout=_opt_float(f, b"timeout"),
-        lease_token=_opt_str(f, b"lease_token"),
-        lease_expires_at=_opt_float(f, b"lease_expires_at"),
-        worker_id=_opt_str(f, b"worker_id"),
+        timeout=_opt(f, b"timeout", float),
+        lease_token=_opt(f, b"lease_token", _text),
+        lease_expires_at=_opt(f, b"lease_expires_at", float),
+        worker_id=_opt(f, b"worker_id", _text),
         depends_on=unpack_strings(f.get(b"depends_on", b"").decode()),
         blocked_by=int(f.get(b"blocked_by", b"0")),
         on_dependency_failure=DependencyPolicy(f[b"on_dependency_failure"].decode()),
-        parent_id=_opt_str(f, b"parent_id"),
+        parent_id=_opt(f, b"parent_id", _text),
         tags=unpack_strings(f.get(b"tags", b"").decode()),
-        unique_key=_opt_str(f, b"unique_key"),
-        idempotency_key=_opt_str(f, b"idempotency_key"),
+        unique_key=_opt(f, b"unique_key", _text),
+        idempotency_key=_opt(f, b"idempotency_key", _text),
         task_version=int(f[b"task_version"]),
         result=f.get(b"result"),
         errors=tuple(decode_error(e) for e in errors),
-        failure_reason=_opt_str(f, b"failure_reason"),
+        failure_reason=_opt(f, b"failure_reason", _text),
         rescue_count=int(f.get(b"rescue_count", b"0")),
         cancel_requested=f.get(b"cancel_requested") == b"1",
         created_at=float(f[b"created_at"]),
-        started_at=_opt_float(f, b"started_at"),
-        finished_at=_opt_float(f, b"finished_at"),
-        heartbeat_at=_opt_float(f, b"heartbeat_at"),
+        started_at=_opt(f, b"started_at", float),
+        finished_at=_opt(f, b"finished_at", float),
+        heartbeat_at=_opt(f, b"heartbeat_at", float),
+    )
+
+
+def _checked_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
+    """A job decoded field by field; the first bad one raises :class:`CorruptJobData`."""
+    return Job(
+        id=_field(f, "id", _text),
+        queue=_field(f, "queue", _text),
+        task=_field(f, "task", _text),
+        payload=_field(f, "payload", bytes),
+        state=_field(f, "state", _state),
+        priority=_field(f, "priority", int),
+        attempt=_field(f, "attempt", int),
+        max_attempts=_field(f, "max_attempts", int),
+        run_at=_field(f, "run_at", float),
+        timeout=_optional(f, "timeout", float),
+        lease_token=_optional(f, "lease_token", _text),
+        lease_expires_at=_optional(f, "lease_expires_at", float),
+        worker_id=_optional(f, "worker_id", _text),
+        depends_on=_optional(f, "depends_on", _strings) or (),
+        blocked_by=_optional(f, "blocked_by", int) or 0,
+        on_dependency_failure=_field(f, "on_dependency_failure", _policy),
+        parent_id=_optional(f, "parent_id", _text),
+        tags=_optional(f, "tags", _strings) or (),
+        unique_key=_optional(f, "unique_key", _text),
+        idempotency_key=_optional(f, "idempotency_key", _text),
+        task_version=_field(f, "task_version", int),
+        result=f.get(b"result"),
+        errors=decode_errors(errors),
+        failure_reason=_optional(f, "failure_reason", _text),
+        rescue_count=_optional(f, "rescue_count", int) or 0,
+        cancel_requested=f.get(b"cancel_requested") == b"1",
+        created_at=_field(f, "created_at", float),
+        started_at=_optional(f, "started_at", float),
+        finished_at=_optional(f, "finished_at", float),
+        heartbeat_at=_optional(f, "heartbeat_at", float),
+    )
+
+
+def _lenient(parse: Callable[[], T], default: T) -> T:
+    """``parse()``, or ``default`` when the stored value is missing or malformed."""
+    try:
+        return parse()
+    except CorruptJobData:
+        return default
+
+
+def read_job(job_id: str, f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
+    """A job for read commands: never raises. A hash that cannot be decoded comes back as
+    a *corrupt placeholder*: what can be read is kept (the stored state when it is a known
+    one, else ``failed``), what cannot gets an empty value (payload ``b""``, numbers 0),
+    ``failure_reason`` is ``corrupt`` and the last error entry says what is wrong."""
+    try:
+        job = job_from_fields(f, errors)
+    except CorruptJobData as exc:
+        return corrupt_placeholder(job_id, f, errors, str(exc))
+    if job.id != job_id:
+        return corrupt_placeholder(job_id, f, errors, f"field id does not match its key: {job.id}")
+    return job
+
+
+def corrupt_placeholder(
+    job_id: str, f: Mapping[bytes, bytes], errors: Sequence[bytes], why: str
+) -> Job:
+    """The placeholder :func:`read_job` shows for a hash that cannot be decoded."""
+    good = []
+    for raw in errors:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            good.append(decode_error(raw))
+    finished = _lenient(lambda: _optional(f, "finished_at", float), None)
+    attempt = _lenient(lambda: _field(f, "attempt", int), 0)
+    good.append(
+        JobError(
+            attempt=attempt,
+            type=CORRUPT_ERROR_TYPE,
+            message=f"stored job cannot be decoded: {why}",
+            failed_at=finished or 0.0,
+        )
+    )
+    return Job(
+        id=job_id,
+        queue=_lenient(lambda: _field(f, "queue", _text), ""),
+        task=_lenient(lambda: _field(f, "task", _text), ""),
+        payload=_lenient(lambda: _field(f, "payload", bytes), b""),
+        state=_lenient(lambda: _field(f, "state", _state), JobState.FAILED),
+        priority=_lenient(lambda: _field(f, "priority", int), 0),
+        attempt=attempt,
+        max_attempts=_lenient(lambda: _field(f, "max_attempts", int), 0),
+        run_at=_lenient(lambda: _field(f, "run_at", float), 0.0),
+        worker_id=_lenient(lambda: _optional(f, "worker_id", _text), None),
+        on_dependency_failure=_lenient(
+            lambda: _field(f, "on_dependency_failure", _policy), DependencyPolicy.FAIL
+        ),
+        task_version=_lenient(lambda: _field(f, "task_version", int), 0),
+        errors=tuple(good),
+        failure_reason=FailureReason.CORRUPT.value,
+        created_at=_lenient(lambda: _field(f, "created_at", float), 0.0),
+        finished_at=finished,
     )

@@ -35,7 +35,7 @@ def decode_observation(reads: Reads, observed: Sequence[bytes]) -> Stored:
     at = len(reads.job_ids)
     for job_id, state in zip(reads.job_ids, values[:at], strict=True):
         if state:
-            states[job_id] = JobState(state)
+            states[job_id] = _state(state) or JobState.FAILED
     unique: dict[str, KeyHold] = {}
     for key in reads.unique_keys:
         job_id, expires, state = values[at : at + 3]
@@ -89,8 +89,19 @@ def _text(value: bytes | str) -> str:
 
 
 def _float(text: str) -> float | None:
-    return float(text) if text else None
+    """An expiry; an unreadable one counts as expired (the hold's job is corrupt)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return float("-inf")
 
 
 def _state(text: str) -> JobState | None:
-    return JobState(text) if text else None
+    """A stored state; one no Conveyor writes (a corrupt job, which a claim quarantines as
+    failed) counts as ``failed``, so an enqueue never stops on it."""
+    if not text:
+        return None
+    try:
+        return JobState(text)
+    except ValueError:
+        return JobState.FAILED

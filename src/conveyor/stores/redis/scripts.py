@@ -18,6 +18,7 @@ NAMES = (
     "prune_nodes",
     "records",
     "controls",
+    "quarantine",
 )
 
 

@@ -221,6 +221,14 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
+def _oldest_pending(run_at: bytes | str | None, score: float) -> float:
+    """The head job's exact ``run_at``, or its index score when the field is unreadable."""
+    try:
+        return float(run_at) if run_at is not None else float(score)
+    except ValueError:
+        return float(score)
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -338,14 +346,24 @@ class RedisStore:
             self._pid = -1
 
     def info(self) -> StoreInfo:
-        """Driver, location (no password), durability from the AOF settings."""
-        self._redis()
+        """Driver, location (no password), durability from the AOF settings, and how many
+        bad entries claims have repaired (stale index entries, corrupt jobs quarantined)."""
+        client = self._redis()
+        with _guard():
+            repairs = {_text(k): _text(v) for k, v in client.hgetall(self._key("repairs")).items()}
         return StoreInfo(
             "redis",
             safe_location(self.url, self.prefix),
             self._durability or "unknown",
             SCHEMA_VERSION,
-            {"maxmemory-policy": self._policy or "unknown", "prefix": self.prefix},
+            {
+                "maxmemory-policy": self._policy or "unknown",
+                "prefix": self.prefix,
+                "repaired index entries": str(
+                    int(repairs.get("index", "0")) + int(repairs.get("missing", "0"))
+                ),
+                "quarantined corrupt jobs": repairs.get("corrupt", "0"),
+            },
         )
 
     def now(self) -> float:
@@ -404,12 +422,49 @@ class RedisStore:
             args += [params.worker_id, codec.num(expires), mode, str(limit), str(len(selection))]
             args += selection
             args += [os.urandom(16).hex() for _ in range(limit)]
-        lost_raw, claimed = self._run("ack_claim", args)
+        lost_raw, claimed, dropped, corrupt = self._run("ack_claim", args)
+        self._report_repairs(dropped, corrupt)
         leases = []
+        undecodable: list[tuple[bytes, bytes, str]] = []
         for flat, errors in claimed:
-            job = codec.decode_job(flat, errors)
+            fields = codec.fields_of(flat)
+            try:
+                job = codec.job_from_fields(fields, errors)
+            except codec.CorruptJobData as exc:
+                # The claim checked that the id field is the key's id; bytes go back as read.
+                undecodable.append((fields[b"id"], fields.get(b"lease_token", b""), str(exc)))
+                continue
             leases.append(Lease(job, job.lease_token or "", expires))
+        if undecodable:
+            self._quarantine(undecodable, now)
         return [_text(i) for i in lost_raw], leases
+
+    def _report_repairs(self, dropped: Sequence[bytes], corrupt: Sequence[list[bytes]]) -> None:
+        """Log what a claim repaired: stale pending entries dropped, corrupt jobs moved to
+        the DLQ (counted in Redis too, see :meth:`info`)."""
+        if dropped:
+            log.warning(
+                "Redis store %s: dropped %d pending-queue entries whose job is not pending "
+                "or no longer exists: %s",
+                self.prefix,
+                len(dropped),
+                ", ".join(i.decode(errors="replace") for i in dropped),
+            )
+        for job_id, why in corrupt:
+            log.warning(
+                "Redis store %s: job %s cannot be decoded (%s); moved to the DLQ as corrupt",
+                self.prefix,
+                job_id.decode(errors="replace"),
+                why.decode(errors="replace"),
+            )
+
+    def _quarantine(self, jobs: Sequence[tuple[bytes, bytes, str]], now: float) -> None:
+        """Move leased jobs Python could not decode to the DLQ (fenced by their tokens)."""
+        args: list[str | bytes] = [codec.num(now)]
+        for job_id, token, why in jobs:
+            args += [job_id, token, why]
+        self._run("quarantine", args)
+        self._report_repairs([], [[i, why.encode()] for i, _, why in jobs])
 
     def claim(self, params: ClaimParams) -> list[Lease]:
         """Lease up to ``limit`` pending jobs, queues in the given order."""
@@ -586,9 +641,9 @@ class RedisStore:
                 pipe.lrange(self._key("errors", job_id), 0, -1)
             replies = pipe.execute()
         jobs = []
-        for fields, errors in zip(replies[::2], replies[1::2], strict=True):
+        for job_id, fields, errors in zip(job_ids, replies[::2], replies[1::2], strict=True):
             if fields:
-                jobs.append(codec.job_from_fields(fields, errors))
+                jobs.append(codec.read_job(job_id, fields, errors))
         return jobs
 
     def _candidates(self, query: JobQuery) -> list[str]:
@@ -643,8 +698,8 @@ class RedisStore:
             if not entry.counts:
                 continue
             if oldest:
-                entry.oldest_pending_at = float(
-                    client.hget(self._key("job", _text(oldest[0][0])), "run_at") or oldest[0][1]
+                entry.oldest_pending_at = _oldest_pending(
+                    client.hget(self._key("job", _text(oldest[0][0])), "run_at"), oldest[0][1]
                 )
             out.append(entry)
         return out

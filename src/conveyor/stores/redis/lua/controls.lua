@@ -15,7 +15,7 @@ for i = 4, #ARGV do
   local jk = jkey(id)
   local g = redis.call('HMGET', jk, 'state', 'queue')
   local st, queue = g[1], g[2]
-  if st and MOVABLE[st] then
+  if st and MOVABLE[st] and not job_problem(id) then
     if op == 'priority' then
       redis.call('HSET', jk, 'priority', value)
       if st == 'pending' then

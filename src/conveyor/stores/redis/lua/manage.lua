@@ -3,12 +3,17 @@
 --   op 'retry' (arg = run_at, arg2 = rk): returns moved ids
 --   op 'delete': returns the number deleted
 local now, op, arg, arg2 = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+NOW_HINT = ARGV[2]
 if op == 'cancel' then
   local cancelled, requested, skipped = {}, {}, {}
   for i = 6, #ARGV do
     local id = ARGV[i]
     local st = redis.call('HGET', jkey(id), 'state')
     if not st or TERMINAL[st] then
+      table.insert(skipped, id)
+    elseif job_problem(id) then
+      -- Not decodable: to the DLQ as corrupt (terminal, so the cancel skips it).
+      quarantine(id, job_problem(id), now, nil)
       table.insert(skipped, id)
     elseif st == 'processing' and arg ~= '1' then
       redis.call('HSET', jkey(id), 'cancel_requested', '1')
@@ -29,8 +34,9 @@ elseif op == 'retry' then
       redis.call('HSET', jk, 'attempt', '0', 'rescue_count', '0', 'run_at', arg, 'rk', arg2,
         'cancel_requested', '0')
       redis.call('HDEL', jk, 'failure_reason', 'finished_at', 'lease_token', 'lease_expires_at')
-      move(id, 'pending')
-      table.insert(moved, id)
+      if move(id, 'pending') == 'pending' then
+        table.insert(moved, id)
+      end
     end
   end
   if #moved > 0 then
@@ -42,7 +48,8 @@ elseif op == 'delete' then
   for i = 6, #ARGV do
     local id = ARGV[i]
     local st = redis.call('HGET', jkey(id), 'state')
-    if st and st ~= 'processing' then
+    -- A hash that lost its state field (corrupt) can be deleted too.
+    if st ~= 'processing' and redis.call('EXISTS', jkey(id)) == 1 then
       drop_job(id)
       deleted = deleted + 1
       if st ~= 'completed' then

@@ -43,10 +43,21 @@ for i, state in ipairs(states) do
     local ids = redis.call('ZRANGEBYSCORE', P .. ':finished:' .. state, '-inf', cutoff,
       'LIMIT', kept, want)
     for _, id in ipairs(ids) do
-      if needed_by_step(id) then
-        kept = kept + 1
+      local st = redis.call('HGET', jkey(id), 'state')
+      if st == state then
+        if needed_by_step(id) then
+          kept = kept + 1
+        else
+          prune_one(id)
+        end
+      elseif st then
+        -- A stale entry (the job is in another state now): drop the entry, never the job.
+        redis.call('ZREM', P .. ':finished:' .. state, id)
+        redis.call('HINCRBY', P .. ':repairs', 'index', 1)
       else
-        prune_one(id)
+        quarantine(id, 'the job hash is missing', now, nil)
+        -- never see this entry again in this loop, whatever quarantine left behind
+        redis.call('ZREM', P .. ':finished:' .. state, id)
       end
     end
     if #ids < want then

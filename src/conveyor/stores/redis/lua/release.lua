@@ -1,9 +1,15 @@
 -- ARGV: prefix, now, id, token, target ('pending' or 'scheduled'), run_at ('' keep), rk
 local id, token, target = ARGV[3], ARGV[4], ARGV[5]
+NOW_HINT = ARGV[2]
 if not held(id, token) then
   return redis.error_reply('CONVEYOR_LEASE_LOST ' .. id)
 end
 local jk = jkey(id)
+local problem = job_problem(id)
+if problem then
+  quarantine(id, problem, ARGV[2], nil)
+  return 1
+end
 local attempt = tonumber(redis.call('HGET', jk, 'attempt')) - 1
 if attempt < 0 then
   attempt = 0
@@ -14,8 +20,7 @@ if ARGV[6] ~= '' then
 end
 redis.call('HDEL', jk, 'lease_token', 'lease_expires_at', 'worker_id', 'started_at',
   'heartbeat_at')
-move(id, target)
-if target == 'pending' then
+if move(id, target) == 'pending' then
   wake()
 end
 return 1
