@@ -1,0 +1,90 @@
+"""One clock for leases: a host whose clock is off cannot rescue healthy jobs elsewhere.
+
+Issue 10, defect 2: ``App.store`` handed the app's (local) clock to PostgreSQL and
+Redis, replacing their server clock; a worker an hour ahead then rescued another
+worker's healthy jobs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conveyor import App
+from conveyor.clock import SystemClock
+from conveyor.config import AppSettings
+from conveyor.maintenance.rescuer import Rescuer
+from conveyor.stores.base import ClaimParams
+from conveyor.stores.server_clock import ServerClock
+
+from .support import new_job
+
+
+class SkewedClock(SystemClock):
+    """This host's clock, ``skew`` seconds off (a host whose NTP is broken)."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+
+    def now(self) -> float:
+        return time.time() + self.skew
+
+
+@pytest.mark.parametrize("server", ["postgres_dsn", "redis_url"])
+def test_a_host_an_hour_ahead_does_not_rescue_healthy_jobs(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    dsn: str = request.getfixturevalue(server)
+    healthy = App(dsn, settings=AppSettings(store=dsn))
+    ahead = App(dsn, settings=AppSettings(store=dsn), clock=SkewedClock(3600.0))
+    try:
+        healthy.store.enqueue([new_job(queue="q") for _ in range(4)])
+        leases = healthy.store.claim(
+            ClaimParams(queues=["q"], worker_id="healthy", limit=4, lease_for=30.0)
+        )
+        assert len(leases) == 4
+
+        rescued = Rescuer(ahead.store).run_once()
+        assert (rescued.retried, rescued.failed) == ([], [])
+        assert isinstance(ahead.store.clock, ServerClock)  # not the app's skewed clock
+        assert ahead.clock.now() - time.time() == pytest.approx(3600.0, abs=1.0)
+        assert ahead.store.now() == pytest.approx(time.time(), abs=2.0)  # same host here
+        lost = healthy.store.heartbeat(leases, extend=30.0).lost
+        assert lost == []
+    finally:
+        healthy.close()
+        ahead.close()
+
+
+def test_an_app_without_a_clock_reads_the_servers(postgres_dsn: str) -> None:
+    app = App(postgres_dsn, settings=AppSettings(store=postgres_dsn))
+    try:
+        assert app.clock is app.store.clock
+        assert isinstance(app.clock, ServerClock)
+    finally:
+        app.close()
+
+
+def test_a_local_store_opened_from_a_dsn_takes_the_apps_clock(tmp_path: object) -> None:
+    clock = SkewedClock(-60.0)
+    app = App("memory://", settings=AppSettings(store="memory://"), clock=clock)
+    assert app.store.clock is clock
+    assert app.clock is clock
+
+
+def test_the_offset_warning_threshold_comes_from_the_settings(redis_url: str) -> None:
+    settings = AppSettings(store=redis_url, clock_offset_warning=2.5)
+    app = App(redis_url, settings=settings)
+    try:
+        clock = app.store.clock
+        assert isinstance(clock, ServerClock) and clock.warn_above == 2.5
+    finally:
+        app.close()
+
+
+def test_a_threshold_that_is_not_positive_is_refused() -> None:
+    from conveyor.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="clock_offset_warning: must be greater than 0"):
+        AppSettings(clock_offset_warning=0.0)
