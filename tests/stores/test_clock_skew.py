@@ -8,6 +8,7 @@ worker's healthy jobs.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,22 @@ def test_a_threshold_that_is_not_positive_is_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="clock_offset_warning: must be greater than 0"):
         AppSettings(clock_offset_warning=0.0)
+
+
+def test_a_node_reports_its_offset_only_against_a_server_clock(
+    redis_url: str, tmp_path: Path
+) -> None:
+    from conveyor.stores import open_store
+    from conveyor.stores.server_clock import clock_offset
+
+    shared = open_store(redis_url)
+    local = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        assert clock_offset(shared.clock) is None  # not measured yet
+        shared.now()
+        offset = clock_offset(shared.clock)
+        assert offset is not None and abs(offset) < 1.0  # same host here
+        assert clock_offset(local.clock) is None
+    finally:
+        shared.close()
+        local.close()

@@ -136,5 +136,6 @@ class ServerClock:
 
 
 def clock_offset(clock: Clock) -> float | None:
-    """Server minus local wall time for a store judged by its server's clock, else None."""
-    return clock.offset if isinstance(clock, ServerClock) and clock.measured else None
+    """This host's wall clock minus the server's (positive: this host is ahead) for a
+    store judged by its server's clock; None for any other clock."""
+    return -clock.offset if isinstance(clock, ServerClock) and clock.measured else None
