@@ -16,7 +16,7 @@ from conveyor import App
 from conveyor.clock import SystemClock
 from conveyor.config import AppSettings
 from conveyor.maintenance.rescuer import Rescuer
-from conveyor.stores.base import ClaimParams
+from conveyor.stores.base import ClaimParams, Store
 from conveyor.stores.server_clock import ServerClock
 
 from .support import new_job
@@ -108,3 +108,35 @@ def test_a_node_reports_its_offset_only_against_a_server_clock(
     finally:
         shared.close()
         local.close()
+
+
+def _wrongly_measured_store(dsn: str) -> Store:
+    """A store whose server-clock reading is an hour ahead (a bad measurement)."""
+    from conveyor.stores import open_store
+
+    store = open_store(dsn)
+    clock = store.clock
+    assert isinstance(clock, ServerClock)
+    store.clock = ServerClock(lambda: time.time() + 3600.0, refresh_every=3600.0)
+    return store
+
+
+@pytest.mark.parametrize("server", ["postgres_dsn", "redis_url"])
+def test_the_server_itself_decides_which_leases_expired(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    from conveyor.stores import open_store
+
+    dsn: str = request.getfixturevalue(server)
+    healthy, wrong = open_store(dsn), _wrongly_measured_store(dsn)
+    try:
+        healthy.enqueue([new_job(queue="q"), new_job(queue="short")])
+        held = healthy.claim(ClaimParams(queues=["q"], worker_id="w", lease_for=30.0))
+        short = healthy.claim(ClaimParams(queues=["short"], worker_id="w", lease_for=0.05))
+        time.sleep(0.2)  # the short lease passes by the server's clock (a real server)
+        rescued = Rescuer(wrong).run_once()
+        assert rescued.retried == [short[0].job_id]  # not the healthy one
+        assert healthy.heartbeat(held, extend=30.0).lost == []
+    finally:
+        healthy.close()
+        wrong.close()
