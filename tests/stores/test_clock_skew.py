@@ -67,7 +67,7 @@ def test_an_app_without_a_clock_reads_the_servers(postgres_dsn: str) -> None:
         app.close()
 
 
-def test_a_local_store_opened_from_a_dsn_takes_the_apps_clock(tmp_path: object) -> None:
+def test_a_local_store_opened_from_a_dsn_takes_the_apps_clock() -> None:
     clock = SkewedClock(-60.0)
     app = App("memory://", settings=AppSettings(store="memory://"), clock=clock)
     assert app.store.clock is clock

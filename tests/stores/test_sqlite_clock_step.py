@@ -67,6 +67,24 @@ def test_due_times_stay_on_the_wall_clock(tmp_path: Path) -> None:
         store.close()
 
 
+def test_after_a_backward_step_due_times_wait_at_most_the_step_never_run_early(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    store = SQLiteStore(tmp_path / "jobs.db", clock=clock)
+    try:
+        store.enqueue([new_job(queue="q", run_at=clock.now() + 60.0)])
+        clock.step(-600.0)
+        clock.advance(60.0)
+        store.stage_due()
+        assert store.claim(ClaimParams(queues=["q"], worker_id="w")) == []  # not early
+        clock.advance(600.0)  # the step's length later
+        store.stage_due()
+        assert len(store.claim(ClaimParams(queues=["q"], worker_id="w"))) == 1
+    finally:
+        store.close()
+
+
 @pytest.mark.skipif(read_boot_id() is None, reason="the kernel publishes no boot id here")
 def test_processes_of_one_boot_share_the_lease_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
