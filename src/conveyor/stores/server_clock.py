@@ -43,16 +43,16 @@ class ServerClock:
         *,
         refresh_every: float = REFRESH_EVERY,
         warn_above: float = WARN_ABOVE,
-        wall: Callable[[], float] = time.time,
-        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] | None = None,
+        mono: Callable[[], float] | None = None,
     ) -> None:
         if warn_above <= 0:
             raise ValueError(f"warn_above must be a positive number of seconds, not {warn_above}")
         self._server_time = server_time
         self._refresh_every = refresh_every
         self.warn_above = warn_above
-        self._wall = wall
-        self._mono = mono
+        self._wall = wall or _wall_time
+        self._mono = mono or _monotonic_time
         self._base: float | None = None  # server time minus monotonic time
         self._wall_ref = 0.0  # local wall minus monotonic time, at the last measurement
         self._measured_at: float | None = None
@@ -133,6 +133,15 @@ class ServerClock:
             return 0.0
         mono = self._mono()
         return mono + self._base - self._wall()
+
+
+def _wall_time() -> float:
+    """``time.time()``, looked up on each call (a test may shim it)."""
+    return time.time()
+
+
+def _monotonic_time() -> float:
+    return time.monotonic()
 
 
 def clock_offset(clock: Clock) -> float | None:
