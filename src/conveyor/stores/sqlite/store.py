@@ -255,6 +255,7 @@ class SQLiteStore:
         return self._lease_clock.now() if now is None else now
 
     def _establish_lease_base(self, key: str, candidate: float) -> float:
+        """The boot's lease base, shared through the database by every process."""
         return self._write(establish_base, key, candidate)
 
     # lifecycle -----------------------------------------------------------------------------
