@@ -237,6 +237,8 @@ class NodeRow:
     """No heartbeat for more than the threshold: the node is probably gone."""
     workers: int
     busy: int
+    clock_offset: float | None = None
+    """The node's clock minus the store server's, in seconds (None: not measured)."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain form for JSON output."""
@@ -253,6 +255,7 @@ class NodeRow:
             "stale": self.stale,
             "workers": self.workers,
             "busy_workers": self.busy,
+            "clock_offset": self.clock_offset,
         }
 
 
@@ -314,6 +317,7 @@ def _node_row(node: NodeInfo, now: float, stale_after: float) -> NodeRow:
         stale=age > stale_after,
         workers=len(node.workers),
         busy=sum(1 for w in node.workers if w.state == "busy"),
+        clock_offset=node.clock_offset,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from conveyor import job_controls, queue_control, validation
-from conveyor.clock import Clock, SystemClock
+from conveyor.clock import Clock
 from conveyor.codec import Codec, Keyring
 from conveyor.codec.size import call_data_size
 from conveyor.config import AppSettings, build, read_file_settings
@@ -25,8 +25,9 @@ from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
 from conveyor.job_controls import JobsChanged, Selection
 from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
 from conveyor.retry import RetryPolicy
-from conveyor.stores import open_store
+from conveyor.stores import local_store_clock, open_store
 from conveyor.stores.base import Store
+from conveyor.stores.server_clock import ServerClock
 from conveyor.task import JobOptions, Task, TaskOptions
 from conveyor.workflow import Chain, Signature
 
@@ -154,6 +155,13 @@ class App:
     ``CONVEYOR_*`` environment > code (``store``) > settings file > defaults, so
     ``CONVEYOR_STORE`` redirects a deployed app. A Store object is used as given, and
     ``settings=`` is taken as is (neither environment nor file is read).
+
+    ``clock`` is the app's own clock (tests pass a FakeClock). Without one, the app
+    reads the store's: on PostgreSQL and Redis that is the server's clock, so due and
+    retry times come from the same clock as leases. A store the app opens from a DSN
+    gets ``clock`` only when it is single-host (memory, SQLite, file); PostgreSQL and
+    Redis always judge leases by their server's clock (to test them with a fake clock,
+    pass a store built with ``clock=``).
     """
 
     def __init__(
@@ -173,7 +181,7 @@ class App:
             # explicit settings are used as given; a DSN passed beside them is explicit too
             settings = dataclasses.replace(settings, store=store)
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        self._clock = clock
         self._store: Store | None = (
             store if store is not None and not isinstance(store, str) else None
         )
@@ -203,8 +211,16 @@ class App:
     def store(self) -> Store:
         """The store, opened on first use."""
         if self._store is None:
-            self._store = open_store(self._dsn, clock=self.clock)
+            store = open_store(self._dsn, clock=local_store_clock(self._dsn, self._clock))
+            if isinstance(store.clock, ServerClock):
+                store.clock.warn_above = self.settings.clock_offset_warning
+            self._store = store
         return self._store
+
+    @property
+    def clock(self) -> Clock:
+        """The clock given to the app, else the store's (see the class docstring)."""
+        return self._clock if self._clock is not None else self.store.clock
 
     @property
     def dsn(self) -> str:

@@ -56,3 +56,9 @@ class FakeClock:
         with self._lock:
             self._now += seconds
             self._mono += seconds
+
+    def step(self, seconds: float) -> None:
+        """Step the wall clock only, either way (NTP or an operator setting the time);
+        the monotonic clock does not move."""
+        with self._lock:
+            self._now += seconds

@@ -56,9 +56,13 @@ class AppSettings:
     compress_above: int = 1024
     log_level: str = "INFO"
     log_format: str = "text"
+    clock_offset_warning: float = 1.0
+    """Seconds this host's clock may be off a PostgreSQL or Redis server's before a
+    warning is logged (leases follow the server's clock either way)."""
 
     def __post_init__(self) -> None:
         _positive("max_payload_bytes", self.max_payload_bytes)
+        _positive("clock_offset_warning", self.clock_offset_warning)
         if self.max_decoded_bytes and self.max_decoded_bytes < self.max_payload_bytes:
             raise ConfigurationError(
                 f"max_decoded_bytes ({self.max_decoded_bytes}) must be 0 (automatic) or at "

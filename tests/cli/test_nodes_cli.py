@@ -18,9 +18,12 @@ JOB_ID = "01890a5d-ac96-774b-b9aa-0123456789ab"
 MIB = 1024 * 1024
 
 
-def make_node(node_id: str, now: float, *, workers: bool = True) -> NodeInfo:
+def make_node(
+    node_id: str, now: float, *, workers: bool = True, clock_offset: float | None = None
+) -> NodeInfo:
     """A node started a minute before ``now``: one busy and one idle worker."""
     return NodeInfo(
+        clock_offset=clock_offset,
         id=node_id,
         host="box-1.example",
         pid=700,
@@ -72,7 +75,7 @@ def registered(project: Project) -> float:
     """``node-a`` (live, two workers) and ``node-b`` (silent for 2 minutes, no workers)."""
     store = project.app.store
     now = store.now()
-    store.register_node(make_node("node-a", now), now=now - 2)
+    store.register_node(make_node("node-a", now, clock_offset=2.5), now=now - 2)
     store.register_node(make_node("node-b", now - 60, workers=False), now=now - 120)
     return now
 
@@ -88,10 +91,10 @@ def test_nodes_table(project: Project, registered: float) -> None:
     assert a[1:7] == ["box-1.example", "700", "high, default", "gpu", "2", "running"]
     assert a[7].startswith("20")  # started (UTC)
     assert a[8].endswith("s ago")
-    assert a[9:] == ["2", "1"]  # workers, busy
+    assert a[9:] == ["2", "1", "+2.500s"]  # workers, busy, clock offset (ahead)
     b = cells(result.stdout, "node-b")
     assert b[8] == "2m00s ago (stale)"
-    assert b[9:] == ["0", "0"]
+    assert b[9:] == ["0", "0", "-"]  # no offset measured (a store without a server clock)
     assert "2 nodes, 1 stale" in result.stdout
 
 
@@ -113,6 +116,8 @@ def test_nodes_json(project: Project, registered: float) -> None:
     assert a["started_at"].startswith("20")
     assert a["workers"] == 2
     assert a["busy_workers"] == 1
+    assert a["clock_offset"] == 2.5
+    assert rows[0]["clock_offset"] is None
     assert a["stale"] is False
     assert 2 <= a["heartbeat_age"] < 30
     assert rows[0]["stale"] is True

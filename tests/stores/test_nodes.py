@@ -34,6 +34,7 @@ def make_node(node_id: str = "node-1", *, started_at: float = 1_699_999_990.25) 
         state="running",
         started_at=started_at,
         heartbeat_at=123.0,  # ignored: the store stamps its own
+        clock_offset=-0.125,  # this node's clock an eighth of a second behind the server's
         workers=(
             WorkerInfo(
                 id=f"{node_id}/w1",

@@ -40,12 +40,13 @@ def stale_option(fn: F) -> F:
 @click.pass_obj
 def nodes(state: CliState, stale_after: float, output: str) -> None:
     """One row per worker node: host, queues, state, last heartbeat and busy workers."""
-    store = state.app().store
+    app = state.app()
+    store = app.store
     rows = admin.node_rows(store, store.now(), stale_after)
     if output == "json":
         state.emit_json({"nodes": [row.to_dict() for row in rows]})
         return
-    nodes_table(rows)
+    nodes_table(rows, warn_above=app.settings.clock_offset_warning)
 
 
 @click.command()
@@ -62,8 +63,9 @@ def workers(state: CliState, stale_after: float, output: str) -> None:
     workers_table(rows)
 
 
-def nodes_table(rows: Sequence[admin.NodeRow]) -> None:
-    """The nodes as a Rich table, stale ones flagged in red."""
+def nodes_table(rows: Sequence[admin.NodeRow], *, warn_above: float = 1.0) -> None:
+    """The nodes as a Rich table, stale ones and clocks off by more than ``warn_above``
+    seconds flagged in red."""
     from rich.markup import escape
 
     out = render.console()
@@ -82,6 +84,7 @@ def nodes_table(rows: Sequence[admin.NodeRow]) -> None:
     table.add_column("heartbeat", justify="right", no_wrap=True)
     table.add_column("workers", justify="right")
     table.add_column("busy", justify="right")
+    table.add_column("clock", justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             escape(row.id),
@@ -95,6 +98,7 @@ def nodes_table(rows: Sequence[admin.NodeRow]) -> None:
             _heartbeat(row.heartbeat_age, row.stale),
             str(row.workers),
             str(row.busy),
+            _offset(row.clock_offset, warn_above),
         )
     out.print(table)
     stale = sum(1 for row in rows if row.stale)
@@ -151,6 +155,14 @@ def _styled(state: str, styles: dict[str, str]) -> str:
 def _heartbeat(age: float, stale: bool) -> str:
     text = f"{render.age(age)} ago"
     return f"[red]{text} (stale)[/]" if stale else text
+
+
+def _offset(offset: float | None, warn_above: float) -> str:
+    """The node's clock against the store server's (positive: the node is ahead)."""
+    if offset is None:
+        return "-"
+    text = f"{offset:+.3f}s"
+    return f"[red]{text}[/]" if abs(offset) > warn_above else text
 
 
 def _count(n: int, noun: str) -> str:

@@ -27,6 +27,9 @@ _DRIVERS: dict[str, tuple[str, str, str]] = {
 }
 """Scheme -> (module, class, extra that installs the driver's library)."""
 
+_SERVER_CLOCKED = frozenset({"postgresql", "postgres", "redis", "rediss"})
+"""Schemes whose stores judge leases by their server's clock (see ``local_store_clock``)."""
+
 _EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "postgres": ("psycopg", "psycopg_pool"),
     "redis": ("redis",),
@@ -60,6 +63,12 @@ def open_store(dsn: str, *, clock: Clock | None = None) -> Store:
     module = _import_driver(scheme, driver[0])
     store: Store = getattr(module, driver[1]).from_dsn(dsn, clock=clock)
     return store
+
+
+def local_store_clock(dsn: str, clock: Clock | None) -> Clock | None:
+    """``clock`` for a single-host store (memory, SQLite, file), None for a shared one:
+    PostgreSQL and Redis judge leases by their server's clock, never a process's."""
+    return None if urlsplit(dsn).scheme.lower() in _SERVER_CLOCKED else clock
 
 
 def _import_driver(scheme: str, module_name: str) -> ModuleType:

@@ -257,6 +257,10 @@ class NodeInfo:
     heartbeat_at: float = 0.0
     """Set by the store on every :meth:`Store.register_node` (the store's clock)."""
     workers: tuple[WorkerInfo, ...] = ()
+    clock_offset: float | None = None
+    """This node's wall clock minus the store server's, in seconds (positive: the node
+    is ahead), as the node last measured it; None where the store has no clock of its
+    own (memory, SQLite, file)."""
 
 
 RECORD_VALUE_MAX = 1 << 20

@@ -42,6 +42,7 @@ from conveyor.maintenance.retention import Retention
 from conveyor.queues import parse_queues
 from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
+from conveyor.stores.server_clock import clock_offset
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
 from conveyor.worker.release import BatchReleaser
@@ -552,6 +553,7 @@ class Supervisor:
             state=state,
             started_at=self.started_wall,
             workers=workers,
+            clock_offset=clock_offset(self.store.clock),
         )
 
     def _unregister(self) -> None:

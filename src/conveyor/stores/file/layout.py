@@ -346,6 +346,7 @@ def encode_node(node: NodeInfo) -> bytes:
         "state": node.state,
         "started_at": node.started_at,
         "heartbeat_at": node.heartbeat_at,
+        "clock_offset": node.clock_offset,
         "workers": [
             {
                 "id": w.id,
@@ -392,4 +393,9 @@ def decode_node(data: bytes) -> NodeInfo:
         started_at=float(r["started_at"]),
         heartbeat_at=float(r["heartbeat_at"]),
         workers=tuple(_worker(w) for w in r["workers"]),
+        clock_offset=_optional_float(r.get("clock_offset")),
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -168,11 +168,17 @@ def _complete_one_by_one(
     return lost, ready
 
 
-def rescue_jobs(cur: Cursor[Any], params: RescueParams, now: float) -> RescueResult:
-    """Expired leases: retry later, or fail as poison/exhausted (and fail dependents)."""
+def rescue_jobs(
+    cur: Cursor[Any], params: RescueParams, now: float, *, server_judged: bool = False
+) -> RescueResult:
+    """Expired leases: retry later, or fail as poison/exhausted (and fail dependents).
+
+    With ``server_judged`` the database's own clock decides which leases expired (in
+    the statement), so no host's clock can; ``now`` still stamps what is written."""
     retried: list[str] = []
     failed: list[str] = []
-    expired = cur.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
+    expire_before = None if server_judged else now
+    expired = cur.execute(q.EXPIRED, (expire_before, max(params.limit, 0))).fetchall()
     for job_id, attempt, max_attempts, rescue_count, worker_id, started_at in expired:
         decision = decide_rescue(
             job_id,

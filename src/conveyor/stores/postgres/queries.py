@@ -104,7 +104,8 @@ NEXT_DUE: Final = "SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 're
 EXPIRED: Final = """
 SELECT id, attempt, max_attempts, rescue_count, worker_id, started_at
 FROM jobs
-WHERE state = 'processing' AND lease_expires_at < %s
+WHERE state = 'processing'
+    AND lease_expires_at < coalesce(%s::float8, extract(epoch FROM clock_timestamp())::float8)
 ORDER BY lease_expires_at, id
 LIMIT %s
 FOR UPDATE SKIP LOCKED

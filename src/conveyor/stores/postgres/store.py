@@ -9,8 +9,10 @@ lease token. Wake-ups use LISTEN/NOTIFY: a change that makes jobs pending sends
 Semantics follow :mod:`conveyor.stores.base` and the reference
 :class:`~conveyor.stores.memory.MemoryStore`.
 
-Times come from the store's ``clock`` (the processes' clocks, like every other driver),
-passed explicitly into SQL; the database clock is never read.
+Times come from the store's ``clock``, passed explicitly into SQL: by default a
+:class:`~conveyor.stores.server_clock.ServerClock`, the database's time carried on this
+host's monotonic clock. Which leases expired is decided by the database's own clock in
+the rescue statement, so no host's clock can cut another host's lease short.
 """
 
 from __future__ import annotations
@@ -542,8 +544,12 @@ class PostgresStore:
         return self._run(work)
 
     def rescue_expired(self, params: RescueParams) -> RescueResult:
-        """Retry or fail processing jobs whose lease expired, appending a LeaseExpired error."""
-        return self._run(rescue_jobs, params, self._now(params.now))
+        """Retry or fail processing jobs whose lease expired, appending a LeaseExpired error.
+
+        Expiry is judged by the database's clock unless a clock or ``now`` was injected."""
+        server_judged = params.now is None and isinstance(self.clock, ServerClock)
+        t = self._now(params.now)
+        return self._run(rescue_jobs, params, t, server_judged=server_judged)
 
     def prune(self, params: PruneParams) -> PruneResult:
         """Delete terminal jobs past their retention, then orphaned rows and expired records."""

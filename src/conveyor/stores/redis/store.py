@@ -581,7 +581,11 @@ class RedisStore:
         return StageResult(int(promoted), None if next_due is None else float(next_due))
 
     def rescue_expired(self, params: RescueParams) -> RescueResult:
-        """Retry or fail processing jobs whose lease expired."""
+        """Retry or fail processing jobs whose lease expired.
+
+        Expiry is judged by Redis's clock (``TIME`` in the script) unless a clock or
+        ``now`` was injected."""
+        server_judged = params.now is None and isinstance(self.clock, ServerClock)
         t = self._now(params.now)
         retry_at = t + params.retry_delay
         retried, failed = self._run(
@@ -592,6 +596,7 @@ class RedisStore:
                 str(params.max_rescues),
                 codec.num(retry_at),
                 codec.sort_key(retry_at),
+                "1" if server_judged else "0",
             ],
         )
         return RescueResult([_text(i) for i in retried], [_text(i) for i in failed])

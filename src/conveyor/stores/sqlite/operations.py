@@ -56,12 +56,15 @@ _TERMINAL_VALUES = frozenset(s.value for s in TERMINAL_STATES)
 _KNOWN_STATES = ", ".join(f"'{state.value}'" for state in JobState)
 
 
-def claim_jobs(conn: sqlite3.Connection, params: ClaimParams, now: float) -> list[Lease]:
+def claim_jobs(
+    conn: sqlite3.Connection, params: ClaimParams, now: float, lease_now: float | None = None
+) -> list[Lease]:
     """Lease pending jobs: the given ids in order, else queue by queue in claim order.
 
     A claimed row that cannot be decoded is quarantined in the same transaction and the
-    rest of the batch is leased as usual."""
-    expires = now + params.lease_for
+    rest of the batch is leased as usual. ``now`` judges due times (wall clock); the lease
+    runs from ``lease_now`` (lease time, see :mod:`.lease_clock`), ``now`` when not given."""
+    expires = (now if lease_now is None else lease_now) + params.lease_for
     leases: list[Lease] = []
     if params.job_ids is not None:
         for job_id in dict.fromkeys(params.job_ids):
@@ -174,11 +177,17 @@ def _complete_one_by_one(
     return ready
 
 
-def rescue_jobs(conn: sqlite3.Connection, params: RescueParams, now: float) -> RescueResult:
-    """Expired leases: retry later, or fail as poison/exhausted (and fail dependents)."""
+def rescue_jobs(
+    conn: sqlite3.Connection, params: RescueParams, now: float, lease_now: float | None = None
+) -> RescueResult:
+    """Expired leases: retry later, or fail as poison/exhausted (and fail dependents).
+
+    Leases expire by ``lease_now`` (lease time, ``now`` when not given); retry times
+    follow ``now`` (wall clock)."""
     retried: list[str] = []
     failed: list[str] = []
-    expired = conn.execute(q.EXPIRED, (now, max(params.limit, 0))).fetchall()
+    limit = max(params.limit, 0)
+    expired = conn.execute(q.EXPIRED, (now if lease_now is None else lease_now, limit)).fetchall()
     for job_id, attempt, max_attempts, rescue_count, worker_id, started_at in expired:
         decision = decide_rescue(
             job_id,

@@ -65,6 +65,7 @@ from conveyor.stores.sqlite.connection import (
 from conveyor.stores.sqlite.dependencies import propagate_failure
 from conveyor.stores.sqlite.enqueue import enqueue_batch
 from conveyor.stores.sqlite.gate import WriterGate
+from conveyor.stores.sqlite.lease_clock import LeaseClock, establish_base
 from conveyor.stores.sqlite.operations import (
     cancel_jobs,
     claim_jobs,
@@ -124,6 +125,7 @@ class SQLiteStore:
         self.settings: Settings = make_settings(path, synchronous, busy_timeout_ms)
         self.path = self.settings.path
         self.clock: Clock = clock or SystemClock()
+        self._lease_clock = LeaseClock(self.clock, self._establish_lease_base)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[tuple[int, sqlite3.Connection]] = []
@@ -248,6 +250,14 @@ class SQLiteStore:
 
     def _now(self, now: float | None) -> float:
         return self.clock.now() if now is None else now
+
+    def _lease_now(self, now: float | None) -> float:
+        """Lease time (see :mod:`.lease_clock`); an explicit ``now`` is taken as is."""
+        return self._lease_clock.now() if now is None else now
+
+    def _establish_lease_base(self, key: str, candidate: float) -> float:
+        """The boot's lease base, shared through the database by every process."""
+        return self._write(establish_base, key, candidate)
 
     # lifecycle -----------------------------------------------------------------------------
     def migrate(self) -> int:
@@ -386,7 +396,7 @@ class SQLiteStore:
         if params.limit <= 0:
             return []
         t = self._now(params.now)
-        return self._write(claim_jobs, params, t)
+        return self._write(claim_jobs, params, t, self._lease_now(params.now))
 
     def heartbeat(
         self, leases: Sequence[Lease], *, extend: float, now: float | None = None
@@ -396,7 +406,7 @@ class SQLiteStore:
         if not leases:
             return HeartbeatResult({}, [], [])
         t = self._now(now)
-        return self._write(heartbeat_leases, leases, t, t + extend)
+        return self._write(heartbeat_leases, leases, t, self._lease_now(now) + extend)
 
     def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
         """Mark jobs completed in one transaction; return the ids whose lease was lost."""
@@ -413,7 +423,8 @@ class SQLiteStore:
     ) -> tuple[list[str], list[Lease]]:
         """Acknowledge and claim in one ``BEGIN IMMEDIATE`` transaction (one commit)."""
         t = self._now(params.now)
-        lost, ready, leases = self._write(_complete_then_claim, completions, params, t)
+        lease_now = self._lease_now(params.now)
+        lost, ready, leases = self._write(_complete_then_claim, completions, params, t, lease_now)
         if ready:
             self._wake.notify()
         return lost, leases
@@ -504,7 +515,7 @@ class SQLiteStore:
 
     def rescue_expired(self, params: RescueParams) -> RescueResult:
         """Retry or fail processing jobs whose lease expired, appending a LeaseExpired error."""
-        return self._write(rescue_jobs, params, self._now(params.now))
+        return self._write(rescue_jobs, params, self._now(params.now), self._lease_now(params.now))
 
     def prune(self, params: PruneParams) -> PruneResult:
         """Delete terminal jobs past their retention, then orphaned rows and expired records
@@ -696,8 +707,12 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _complete_then_claim(
-    conn: sqlite3.Connection, completions: Sequence[Completion], params: ClaimParams, now: float
+    conn: sqlite3.Connection,
+    completions: Sequence[Completion],
+    params: ClaimParams,
+    now: float,
+    lease_now: float,
 ) -> tuple[list[str], int, list[Lease]]:
     lost, ready = complete_jobs(conn, completions, now) if completions else ([], 0)
-    leases = claim_jobs(conn, params, now) if params.limit > 0 else []
+    leases = claim_jobs(conn, params, now, lease_now) if params.limit > 0 else []
     return lost, ready, leases

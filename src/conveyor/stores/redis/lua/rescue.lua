@@ -1,7 +1,9 @@
--- ARGV: prefix, now, limit, max_rescues, retry_at, rk
+-- ARGV: prefix, now, limit, max_rescues, retry_at, rk, server_judged
 -- Processing jobs whose lease expired (lease_expires_at < now) go to retrying or failed;
 -- one whose hash cannot be decoded is quarantined (failed, corrupt) before anything is
--- written for it. Returns {retried ids, failed ids}.
+-- written for it. With server_judged = '1', Redis's own clock (TIME) decides which leases
+-- expired, so no client's clock can; now still stamps what is written.
+-- Returns {retried ids, failed ids}.
 local now, limit, max_rescues = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local retry_at, rk = ARGV[5], ARGV[6]
 NOW_HINT = ARGV[2]
@@ -38,7 +40,12 @@ local function rescue(id)
   return move(id, 'retrying')
 end
 
-local expired = redis.call('ZRANGEBYSCORE', P .. ':processing', '-inf', '(' .. now,
+local expire_before = now
+if ARGV[7] == '1' then
+  local t = redis.call('TIME')
+  expire_before = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local expired = redis.call('ZRANGEBYSCORE', P .. ':processing', '-inf', '(' .. expire_before,
   'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
   local st = redis.call('HGET', jkey(id), 'state')
