@@ -259,6 +259,7 @@ class App:
         on_dependency_failure: str = "fail",
         limits: Sequence[Limit | str] = (),
         conditions: Sequence[Condition] = (),
+        max_memory: int | str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(  # type: ignore[misc]  # mypy cannot match **options to keyword-only overloads

@@ -104,7 +104,11 @@ class WorkerSettings:
     max_tasks_per_child: int = 0
     """Replace a child after this many jobs (0: never)."""
     max_memory_per_child: int = 0
-    """Replace a child whose RSS passes this many MiB after a job (0: never)."""
+    """Replace a child whose RSS passes this many MiB, during a job or after it, right after
+    that job (0: never)."""
+    max_memory_per_job: int = 0
+    """Stop a job whose process passes this many MiB of RSS while it runs (0: no limit);
+    a task's ``max_memory`` option takes precedence."""
     max_child_lifetime: float = 0.0
     """Replace a child after this many seconds (0: never)."""
     hard_timeout_grace: float = 5.0
@@ -142,6 +146,7 @@ class WorkerSettings:
         for name in (
             "max_tasks_per_child",
             "max_memory_per_child",
+            "max_memory_per_job",
             "max_child_lifetime",
             "hard_timeout_grace",
             "liveness_timeout",

@@ -214,6 +214,12 @@ class TaskTimeout(JobFailure):
     """The soft timeout of the job passed while the handler ran."""
 
 
+class MemoryLimitExceeded(JobFailure):
+    """The worker process's memory passed the job's limit while the handler ran
+    (``max_memory`` or ``--max-memory-per-job``); the job was stopped and is retried
+    per its policy."""
+
+
 class Retry(Exception):
     """Raised by a handler to be run again after ``delay`` seconds.
 
@@ -241,3 +247,7 @@ class SoftTimeoutInterrupt(Interrupt):
 
 class CancelInterrupt(Interrupt):
     """The running job was cancelled by force."""
+
+
+class MemoryLimitInterrupt(Interrupt):
+    """The running job passed its memory limit."""

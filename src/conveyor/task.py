@@ -53,8 +53,19 @@ class TaskOptions:
     """Rate and concurrency limits every job of the task counts against (store-wide)."""
     conditions: tuple[Condition, ...] = ()
     """Checked before each run: run, defer or skip (see :mod:`conveyor.conditions`)."""
+    max_memory: int | str | None = None
+    """Stop a run whose worker process passes this much RSS: MiB (int) or a size such
+    as ``"512MiB"``; ``None``: the worker's ``--max-memory-per-job``."""
+
+    @property
+    def max_memory_bytes(self) -> int | None:
+        """``max_memory`` in bytes (``None``: not set)."""
+        from conveyor.sizes import memory_limit
+
+        return memory_limit(self.max_memory)
 
     def __post_init__(self) -> None:
+        self.max_memory_bytes  # noqa: B018  # validates at decoration time
         object.__setattr__(self, "limits", check_limits(self.limits))
         object.__setattr__(self, "conditions", _checked_conditions(self.conditions))
         validation.queue_name(self.queue)

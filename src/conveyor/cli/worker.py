@@ -103,7 +103,16 @@ if TYPE_CHECKING:
     type=click.IntRange(min=0),
     envvar="CONVEYOR_MAX_MEMORY_PER_CHILD",
     show_envvar=True,
-    help="Replace a worker process whose RSS passes this many MiB after a job (0: never).",
+    help="Replace a worker process whose RSS passes this many MiB (checked during each job; "
+    "the job finishes first) (0: never).",
+)
+@click.option(
+    "--max-memory-per-job",
+    type=click.IntRange(min=0),
+    envvar="CONVEYOR_MAX_MEMORY_PER_JOB",
+    show_envvar=True,
+    help="Stop a job whose worker process passes this many MiB of RSS while it runs; it "
+    "fails with MemoryLimitExceeded and is retried per its policy (0: no limit).",
 )
 @click.option(
     "--max-child-lifetime",
@@ -224,6 +233,7 @@ def worker(
     autoscale: str | None,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
+    max_memory_per_job: int | None,
     max_child_lifetime: float | None,
     hard_timeout_grace: float | None,
     liveness_timeout: float | None,
@@ -268,6 +278,7 @@ def worker(
             "autoscale": autoscale,
             "max_tasks_per_child": max_tasks_per_child,
             "max_memory_per_child": max_memory_per_child,
+            "max_memory_per_job": max_memory_per_job,
             "max_child_lifetime": max_child_lifetime,
             "hard_timeout_grace": hard_timeout_grace,
             "liveness_timeout": liveness_timeout,

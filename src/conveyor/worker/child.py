@@ -105,6 +105,11 @@ class PipeReporter:
         """This child is about to exit to be replaced."""
         self.send("recycle", reason=reason)
 
+    def memory_exceeded(self, job_id: str, message: str) -> None:
+        """Ask the supervisor to kill this process: its job passed its memory limit and
+        did not stop (say, inside a C call)."""
+        self.send("memory", job_id=job_id, message=message)
+
 
 @contextmanager
 def child_signals(worker: Any) -> Iterator[None]:

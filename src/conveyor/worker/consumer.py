@@ -18,7 +18,13 @@ from collections.abc import Callable
 
 from conveyor.app import App
 from conveyor.config import WorkerSettings
-from conveyor.errors import CancelInterrupt, LeaseLost, StoreError, StoreUnavailable
+from conveyor.errors import (
+    CancelInterrupt,
+    LeaseLost,
+    MemoryLimitInterrupt,
+    StoreError,
+    StoreUnavailable,
+)
 from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
 from conveyor.job import Lease
 from conveyor.maintenance.pruner import Pruner
@@ -32,6 +38,7 @@ from conveyor.worker.gate import Gate
 from conveyor.worker.heartbeat import LeaseKeeper
 from conveyor.worker.interrupt import Interrupter
 from conveyor.worker.joblog import JobLog
+from conveyor.worker.memory import Breach, MemoryWatch
 from conveyor.worker.reporting import (
     LeakTracker,
     NullReporter,
@@ -99,6 +106,13 @@ class Worker:
             app, slot_ttl=settings.lease_seconds, error_limit=settings.condition_error_limit
         )
         self.executor = Executor(app, self.worker_id, self.interrupter, self.gate)
+        self.memory = MemoryWatch(
+            child_limit=settings.max_memory_per_child << 20,
+            grace=settings.hard_timeout_grace,
+            on_breach=self._on_memory_breach,
+            on_stuck=self._on_memory_stuck,
+        )
+        self.executor.memory = self.memory
         self.keeper = LeaseKeeper(
             self.store,
             app.clock,
@@ -183,6 +197,23 @@ class Worker:
             log.warning("lease of running job %s lost; stopping it", job_id)
             self.interrupter.interrupt(CancelInterrupt)
 
+    def _on_memory_breach(self, breach: Breach) -> None:
+        log.warning(
+            "job %s passed its memory limit (%d MiB > %d MiB); stopping it",
+            breach.job_id,
+            breach.rss >> 20,
+            breach.limit >> 20,
+        )
+        self.interrupter.interrupt(MemoryLimitInterrupt)
+
+    def _on_memory_stuck(self, breach: Breach) -> None:
+        log.error("job %s did not stop after passing its memory limit", breach.job_id)
+        self.reporter.memory_exceeded(breach.job_id, self._memory_message(breach))
+
+    def _memory_message(self, breach: Breach) -> str:
+        running = self.executor.current
+        return breach.message(running.task if running is not None else "the job")
+
     def _on_cancel_requested(self, job_id: str) -> None:
         ctx = self.executor.current
         if ctx is not None and ctx.job_id == job_id:
@@ -214,6 +245,7 @@ class Worker:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self.keeper.stop()
+            self.memory.stop()
             self._stop.set()
             if self._maintenance is not None:
                 self._maintenance.join(timeout=5)
@@ -251,24 +283,53 @@ class Worker:
             self._flush_acks()
         return done
 
+    def _check_memory_recycle(self) -> None:
+        """Stop before the next job when the one that ended passed a memory limit."""
+        if not self._stop.is_set() and self._memory_recycle_reason():
+            self._check_recycle()
+
     def _check_recycle(self) -> None:
-        """Stop (to be replaced) past max tasks, max memory or max lifetime."""
-        settings = self.settings
-        reason = ""
-        if settings.max_tasks_per_child and self.stats.processed >= settings.max_tasks_per_child:
-            reason = f"max-tasks ({self.stats.processed} jobs)"
-        elif settings.max_memory_per_child and (
-            rss_bytes() > settings.max_memory_per_child * (1 << 20)
-        ):
-            reason = f"max-memory ({rss_bytes() >> 20} MiB > {settings.max_memory_per_child} MiB)"
-        elif settings.max_child_lifetime and (
-            time.monotonic() - self.started_mono > settings.max_child_lifetime
-        ):
-            reason = f"max-lifetime ({settings.max_child_lifetime:g}s)"
+        """Stop (to be replaced) past a memory limit, max tasks or max lifetime."""
+        reason = self._memory_recycle_reason() or self._recycle_reason()
         if reason and not self._stop.is_set():
             log.info("worker %s recycling: %s", self.worker_id, reason)
             self.reporter.recycling(reason)
             self._stop.set()
+
+    def _recycle_reason(self) -> str:
+        """Why this process should be replaced now, by its counters ("" if not)."""
+        settings = self.settings
+        if settings.max_tasks_per_child and self.stats.processed >= settings.max_tasks_per_child:
+            return f"max-tasks ({self.stats.processed} jobs)"
+        if settings.max_memory_per_child and (
+            rss_bytes() > settings.max_memory_per_child * (1 << 20)
+        ):
+            return f"max-memory ({rss_bytes() >> 20} MiB > {settings.max_memory_per_child} MiB)"
+        if settings.max_child_lifetime and (
+            time.monotonic() - self.started_mono > settings.max_child_lifetime
+        ):
+            return f"max-lifetime ({settings.max_child_lifetime:g}s)"
+        return ""
+
+    def _memory_recycle_reason(self) -> str:
+        """Why the last job's memory means this process should be replaced ("" if not).
+
+        After a job stopped past its limit the heap may stay large; past the per-child
+        limit during a job, the job was let finish and the process goes now."""
+        breach = self.memory.breach
+        if breach is not None:
+            return f"max-memory-per-job ({breach.rss >> 20} MiB > {breach.limit >> 20} MiB)"
+        peak = self.memory.child_peak
+        if peak:
+            limit = self.settings.max_memory_per_child
+            return f"max-memory ({peak >> 20} MiB during a job > {limit} MiB)"
+        return ""
+
+    def _memory_limit(self, task_limit: int | None) -> int | None:
+        """The running job's limit in bytes: the task's, else the worker's (None: none)."""
+        if task_limit is not None:
+            return task_limit
+        return self.settings.max_memory_per_job << 20 or None
 
     def _claim(self) -> list[Lease]:
         """Acknowledge finished jobs and claim the next batch in one store call."""
@@ -403,13 +464,20 @@ class Worker:
         )
         self.reporter.job_started(lease, timeout)
         peak_before = peak_rss_bytes()
+        limit = self._memory_limit(task.options.max_memory_bytes if task else None)
+        watched = bool(limit or self.settings.max_memory_per_child)
         try:
             if job.id in self._lost:
                 return Outcome(Kind.RELEASED)
+            if watched:
+                self.memory.arm(job.id, limit)
             return self.executor.run(lease)
         except ShutdownInterrupt:
             return Outcome(Kind.RELEASED)
         finally:
+            if watched:
+                self.memory.disarm()
+                self._check_memory_recycle()
             self._running_job = None
             self._runtime = time.monotonic() - started
             # not running any more, though maybe not acknowledged yet: were the process

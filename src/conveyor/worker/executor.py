@@ -21,6 +21,8 @@ from conveyor.errors import (
     CorruptPayload,
     Interrupt,
     InvalidJob,
+    MemoryLimitExceeded,
+    MemoryLimitInterrupt,
     SoftTimeoutInterrupt,
     StoreError,
     StoreUnavailable,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from conveyor.task import Task
+    from conveyor.worker.memory import MemoryWatch
 
 
 class ShutdownInterrupt(Interrupt):
@@ -95,6 +98,8 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self.current: JobContext | None = None
+        self.memory: MemoryWatch | None = None
+        """Set by the worker: tells a memory-limit stop from a cancel."""
 
     def close(self) -> None:
         """Close the event loop, if one was made."""
@@ -188,8 +193,13 @@ class Executor:
                 value = wrapped()
         except Cancel:
             return Outcome(Kind.CANCELLED)
-        except CancelInterrupt:
-            return Outcome(Kind.CANCELLED)
+        except (CancelInterrupt, MemoryLimitInterrupt):
+            # an async handler past its memory limit is stopped by cancelling it too
+            breach = self.memory.breach_of(job.id) if self.memory is not None else None
+            if breach is None:
+                return Outcome(Kind.CANCELLED)
+            error = MemoryLimitExceeded(breach.message(job.task))
+            return self._after_error(lease, error, started, None)
         except ShutdownInterrupt:
             return Outcome(Kind.RELEASED)
         except (SoftTimeoutInterrupt, TimeoutError) as exc:

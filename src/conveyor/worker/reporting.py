@@ -65,6 +65,10 @@ class Reporter(Protocol):
         """The worker is stopping to be replaced (max tasks, memory, lifetime)."""
         ...
 
+    def memory_exceeded(self, job_id: str, message: str) -> None:
+        """The running job passed its memory limit and did not stop when interrupted."""
+        ...
+
 
 class NullReporter:
     """Reports to nobody (a worker run on its own)."""
@@ -86,6 +90,9 @@ class NullReporter:
 
     def recycling(self, reason: str) -> None:
         """Nothing to tell."""
+
+    def memory_exceeded(self, job_id: str, message: str) -> None:
+        """Nobody to kill us: the interrupt keeps being repeated instead."""
 
 
 def rss_bytes() -> int:

@@ -45,6 +45,7 @@ from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.stores.server_clock import clock_offset
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
+from conveyor.worker.memory import OOM_SUFFIX, OomKills, own_memory_events
 from conveyor.worker.release import BatchReleaser
 from conveyor.worker.reporting import WorkerStats
 from conveyor.worker.scaling import Autoscaler
@@ -162,6 +163,8 @@ class Supervisor:
         self._next_rescue = 0.0
         self._next_scale = 0.0
         self._rng = random.Random()
+        self.oom_kills = OomKills(own_memory_events())
+        """Names a child's SIGKILL an OOM kill when the cgroup's counter rose."""
 
     # commands ----------------------------------------------------------------------------
     def command(self, cmd: Command) -> None:
@@ -282,6 +285,15 @@ class Supervisor:
     def _report_recycle(self, child: Child, data: dict[str, object], now: float) -> None:
         child.retiring = f"recycle: {data.get('reason', '')}"
 
+    def _report_memory(self, child: Child, data: dict[str, object], now: float) -> None:
+        """The child's job passed its memory limit and did not stop: kill the child."""
+        job = child.proc.current_job()
+        if child.killed or job is None or job.job_id != data.get("job_id"):
+            return
+        child.killed = f"{MEMORY_KILL}{data.get('message', '')}"
+        child.proc.signal(signal.SIGKILL)
+        log.error("killing worker %s: %s", child.worker_id or child.proc.pid, child.killed)
+
     def _report_error(self, child: Child, data: dict[str, object], now: float) -> None:
         log.error("worker child could not start: %s", data.get("message"))
 
@@ -295,6 +307,8 @@ class Supervisor:
             result.exited.append((slot, status))
             # a child asked to leave may also die of the SIGTERM itself (e.g. still starting)
             expected = bool(child.retiring) and not child.killed and status in (0, -signal.SIGTERM)
+            if status == -signal.SIGKILL and not child.killed and self.oom_kills.rose():
+                child.killed = f"worker process died: killed by SIGKILL{OOM_SUFFIX}"
             if child.job is not None:
                 reason = child.killed or f"worker process died: {_describe_status(status)}"
                 if self._recover_job(child, child.job, reason):
@@ -340,9 +354,10 @@ class Supervisor:
                 return False
             lease = Lease(job, current.token, job.lease_expires_at or 0.0)
             hard_timeout = child.killed.startswith("hard timeout")
+            memory = child.killed.startswith(MEMORY_KILL)
             error = JobError(
                 attempt=job.attempt,
-                type="HardTimeout" if hard_timeout else "WorkerLost",
+                type=_error_type(hard_timeout, memory),
                 message=why,
                 worker_id=child.worker_id,
                 started_at=job.started_at,
@@ -360,7 +375,8 @@ class Supervisor:
             )
             reason = None
             if decision.retry_at is None:
-                reason = FailureReason.EXHAUSTED if hard_timeout else FailureReason.POISON
+                stopped = hard_timeout or memory
+                reason = FailureReason.EXHAUSTED if stopped else FailureReason.POISON
             self.store.fail(lease, error, retry_at=decision.retry_at, reason=reason)
             log.warning("job %s recovered from worker %s: %s", job.id, child.worker_id, why)
             return True
@@ -630,6 +646,17 @@ def _drain(sock: socket.socket) -> None:
             continue
     except BlockingIOError:
         return
+
+
+MEMORY_KILL = "memory limit: "
+"""How :attr:`Child.killed` starts when the supervisor killed it for a job's memory."""
+
+
+def _error_type(hard_timeout: bool, memory: bool) -> str:
+    """The type recorded on a job whose process the supervisor lost or killed."""
+    if hard_timeout:
+        return "HardTimeout"
+    return "MemoryLimitExceeded" if memory else "WorkerLost"
 
 
 def _describe_status(status: int) -> str:
