@@ -4,18 +4,26 @@ sample, the supervisor's memory kill and its naming of kernel OOM kills (a fake
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.worker.test_supervisor import app, clock, make  # noqa: F401  # fixtures
 
-from conveyor import App, JobState
+from conveyor import App, Fixed, JobState
+from conveyor.config import AppSettings, WorkerSettings
 from conveyor.errors import InvalidOption
 from conveyor.sizes import MIB, memory_limit
 from conveyor.stores.base import ClaimParams
+from conveyor.stores.memory import MemoryStore
+from conveyor.task import Task
+from conveyor.worker.consumer import Worker
 from conveyor.worker.memory import Breach, MemoryWatch, OomKills, own_memory_events
+from conveyor.worker.reporting import NullReporter
 from conveyor.worker.slot import CurrentJob
 
 # sizes -------------------------------------------------------------------------------------
@@ -226,3 +234,64 @@ def test_child_stuck_past_its_memory_limit_is_killed_and_the_job_retried(
     assert job.state is JobState.RETRYING
     assert job.errors[-1].type == "MemoryLimitExceeded"
     assert "900 MiB" in job.errors[-1].message
+
+
+# the in-process worker (main thread, SIGALRM interrupts) -------------------------------------
+
+
+@pytest.fixture
+def mem_app() -> Iterator[App]:
+    application = App(MemoryStore(), settings=AppSettings())
+    yield application
+    application.close()
+
+
+def run_hog(application: App, hog: Task[[], Any], **settings: Any) -> tuple[Worker, list[str]]:
+    recycled: list[str] = []
+
+    class Recorder(NullReporter):
+        def recycling(self, reason: str) -> None:
+            recycled.append(reason)
+
+    handle = hog.enqueue()
+    w = Worker(application, WorkerSettings(poll_interval=0.05, **settings), reporter=Recorder())
+    w.memory.sample = lambda: 400 * MIB
+    begun = time.monotonic()
+    w.run_once()
+    assert time.monotonic() - begun < 5, "the job was not stopped"
+    info = application.get_job(handle.id)
+    assert info.state is JobState.RETRYING
+    assert [e.type for e in info.errors] == ["MemoryLimitExceeded"]
+    assert "400 MiB, past its memory limit of 100 MiB" in info.errors[0].message
+    return w, recycled
+
+
+def test_worker_flag_stops_a_sync_handler_and_recycles(mem_app: App) -> None:
+    @mem_app.task(name="hog", retry=Fixed(1.0))
+    def hog() -> None:
+        time.sleep(30)
+
+    w, recycled = run_hog(mem_app, hog, max_memory_per_job=100)
+    assert w.stopping and recycled and recycled[0].startswith("max-memory-per-job (400 MiB")
+
+
+def test_task_option_stops_an_async_handler(mem_app: App) -> None:
+    @mem_app.task(name="ahog", max_memory=100, retry=Fixed(1.0))
+    async def ahog() -> None:
+        await asyncio.sleep(30)
+
+    w, _ = run_hog(mem_app, ahog)
+    assert w.stopping
+
+
+def test_task_option_takes_precedence_over_the_worker_flag(mem_app: App) -> None:
+    @mem_app.task(name="roomy", max_memory="1GiB")
+    def roomy() -> str:
+        return "done"
+
+    handle = roomy.enqueue()
+    w = Worker(mem_app, WorkerSettings(poll_interval=0.05, max_memory_per_job=100))
+    w.memory.sample = lambda: 400 * MIB
+    w.run_once()
+    w._flush_acks()
+    assert mem_app.get_job(handle.id).state is JobState.COMPLETED and not w.stopping
