@@ -16,6 +16,7 @@ from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy
 from conveyor.retry import DEFAULT_POLICY, RetryPolicy
+from conveyor.sizes import memory_limit
 
 if TYPE_CHECKING:
     from conveyor.app import App, JobHandle
@@ -60,12 +61,10 @@ class TaskOptions:
     @property
     def max_memory_bytes(self) -> int | None:
         """``max_memory`` in bytes (``None``: not set)."""
-        from conveyor.sizes import memory_limit
-
         return memory_limit(self.max_memory)
 
     def __post_init__(self) -> None:
-        self.max_memory_bytes  # noqa: B018  # validates at decoration time
+        memory_limit(self.max_memory)  # refused at decoration, not when a job runs
         object.__setattr__(self, "limits", check_limits(self.limits))
         object.__setattr__(self, "conditions", _checked_conditions(self.conditions))
         validation.queue_name(self.queue)
