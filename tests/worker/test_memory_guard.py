@@ -71,10 +71,15 @@ def make_watch(
 ) -> tuple[MemoryWatch, list[Breach], list[Breach]]:
     breaches: list[Breach] = []
     stuck: list[Breach] = []
+
+    def deliver(breach: Breach) -> bool:
+        breaches.append(breach)
+        return True
+
     watch = MemoryWatch(
         child_limit=child_limit,
         grace=grace,
-        on_breach=breaches.append,
+        on_breach=deliver,
         on_stuck=stuck.append,
         sample=sampler,
     )
@@ -133,7 +138,7 @@ def test_watch_thread_samples_while_armed() -> None:
     watch = MemoryWatch(
         child_limit=0,
         grace=60.0,
-        on_breach=breaches.append,
+        on_breach=lambda b: breaches.append(b) is None,
         on_stuck=lambda b: None,
         sample=sampler,
         interval=0.01,
@@ -295,3 +300,27 @@ def test_task_option_takes_precedence_over_the_worker_flag(mem_app: App) -> None
     w.run_once()
     w._flush_acks()
     assert mem_app.get_job(handle.id).state is JobState.COMPLETED and not w.stopping
+
+
+def test_watch_delivers_the_breach_again_until_the_handler_can_be_interrupted() -> None:
+    sampler = Sampler()
+    sampler.rss = 400 * MIB
+    tries: list[Breach] = []
+    stuck: list[Breach] = []
+    ready = False
+    watch = MemoryWatch(
+        child_limit=0,
+        grace=60.0,
+        on_breach=lambda b: tries.append(b) is None and ready,
+        on_stuck=stuck.append,
+        sample=sampler,
+    )
+    watch.arm("j1", 100 * MIB)
+    watch.check()
+    watch.check()
+    assert len(tries) == 2  # not interruptible yet (say, still decoding its payload)
+    ready = True
+    watch.check()
+    watch.check()
+    assert len(tries) == 3 and stuck == []
+    watch.stop()

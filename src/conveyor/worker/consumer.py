@@ -197,14 +197,17 @@ class Worker:
             log.warning("lease of running job %s lost; stopping it", job_id)
             self.interrupter.interrupt(CancelInterrupt)
 
-    def _on_memory_breach(self, breach: Breach) -> None:
+    def _on_memory_breach(self, breach: Breach) -> bool:
+        """Interrupt the handler; False while it cannot be (not started yet)."""
+        if not self.interrupter.interrupt(MemoryLimitInterrupt):
+            return False
         log.warning(
             "job %s passed its memory limit (%d MiB > %d MiB); stopping it",
             breach.job_id,
             breach.rss >> 20,
             breach.limit >> 20,
         )
-        self.interrupter.interrupt(MemoryLimitInterrupt)
+        return True
 
     def _on_memory_stuck(self, breach: Breach) -> None:
         log.error("job %s did not stop after passing its memory limit", breach.job_id)

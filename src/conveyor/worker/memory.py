@@ -49,9 +49,11 @@ class Breach:
 class MemoryWatch:
     """Samples RSS on a daemon thread while a job is armed; cheap when nothing is.
 
-    ``on_breach`` runs on the watch thread once per job past its limit (the worker
-    interrupts the handler); ``on_stuck`` runs once when the handler is still running
-    ``grace`` seconds later (the worker asks the supervisor to kill the process).
+    ``on_breach`` runs on the watch thread when a job passes its limit (the worker
+    interrupts the handler), again on each sample until it returns True (the handler
+    may not have been interruptible yet); ``on_stuck`` runs once when the handler is
+    still running ``grace`` seconds after the breach (the worker asks the supervisor to
+    kill the process).
     """
 
     def __init__(
@@ -59,7 +61,7 @@ class MemoryWatch:
         *,
         child_limit: int,
         grace: float,
-        on_breach: Callable[[Breach], None],
+        on_breach: Callable[[Breach], bool],
         on_stuck: Callable[[Breach], None],
         sample: Callable[[], int] = rss_bytes,
         interval: float = SAMPLE_EVERY,
@@ -79,6 +81,7 @@ class MemoryWatch:
         self._limit = 0
         self._breached_at: float | None = None
         self._stuck_sent = False
+        self._delivered = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,6 +94,7 @@ class MemoryWatch:
             self.breach = None
             self._breached_at = None
             self._stuck_sent = False
+            self._delivered = False
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="conveyor-memory", daemon=True)
             self._thread.start()
@@ -124,13 +128,14 @@ class MemoryWatch:
         if self.child_limit and rss > self.child_limit:
             self.child_peak = max(self.child_peak, rss)
         breach, stuck = self._judge(job, limit, rss)
-        if breach is not None:
-            self.on_breach(breach)
+        if breach is not None and self.on_breach(breach):
+            with self._lock:
+                self._delivered = self._job == job
         if stuck is not None:
             self.on_stuck(stuck)
 
     def _judge(self, job: str, limit: int, rss: int) -> tuple[Breach | None, Breach | None]:
-        """(a new breach, a breach whose grace ran out) for this sample."""
+        """(a breach to deliver, a breach whose grace ran out) for this sample."""
         now = time.monotonic()
         with self._lock:
             if self._job != job:
@@ -141,11 +146,12 @@ class MemoryWatch:
                 self.breach = Breach(job, rss, limit)
                 self._breached_at = now
                 return self.breach, None
+            deliver = None if self._delivered else self.breach
             assert self._breached_at is not None
             if not self._stuck_sent and now - self._breached_at > self.grace:
                 self._stuck_sent = True
-                return None, self.breach
-        return None, None
+                return deliver, self.breach
+        return deliver, None
 
     def _run(self) -> None:
         while not self._stop.is_set():
