@@ -170,11 +170,20 @@ def test_oom_counter_rises_only_on_new_kills(tmp_path: Path) -> None:
     assert not OomKills(tmp_path / "missing").rose()
 
 
-def test_own_memory_events_follows_the_cgroup_v2_line(tmp_path: Path) -> None:
-    cgroup = tmp_path / "cgroup"
-    cgroup.write_text("0::/no/such/group\n")
-    assert own_memory_events(cgroup) is None
-    assert own_memory_events(tmp_path / "missing") is None
+def test_own_memory_events_finds_the_cgroup_v2_then_v1_counter(tmp_path: Path) -> None:
+    cgroup, root = tmp_path / "cgroup", tmp_path / "sys"
+    cgroup.write_text("4:memory:/ctr/abc\n1:cpu:/\n0::/ctr/abc\n")
+    assert own_memory_events(cgroup, root) is None
+    assert own_memory_events(tmp_path / "missing", root) is None
+    v1 = root / "memory" / "memory.oom_control"  # a container's own cgroup at the root
+    v1.parent.mkdir(parents=True)
+    v1.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert own_memory_events(cgroup, root) == v1
+    assert OomKills(v1)._seen == 2
+    v2 = root / "ctr" / "abc" / "memory.events"
+    v2.parent.mkdir(parents=True)
+    v2.write_text("oom 0\noom_kill 0\n")
+    assert own_memory_events(cgroup, root) == v2
 
 
 def test_sigkilled_child_is_named_an_oom_kill_when_the_counter_rose(

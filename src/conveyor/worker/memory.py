@@ -167,17 +167,34 @@ class MemoryWatch:
 OOM_SUFFIX = " (out of memory: the kernel's OOM killer)"
 
 
-def own_memory_events(proc_root: Path = Path("/proc/self/cgroup")) -> Path | None:
-    """This process's cgroup v2 ``memory.events`` file, when it can be read."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def own_memory_events(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT
+) -> Path | None:
+    """The file holding this process's cgroup ``oom_kill`` counter, when one is readable:
+    cgroup v2 ``memory.events``, else cgroup v1 ``memory.oom_control`` (also where a
+    container mounts its own cgroup at the root of the hierarchy)."""
     try:
-        lines = proc_root.read_text().splitlines()
+        lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
+    v2_files: list[Path] = []
+    v1_files: list[Path] = []
     for line in lines:
-        if line.startswith("0::"):
-            events = Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.events"
-            return events if events.is_file() else None
-    return None
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        hierarchy, controllers, path = fields
+        relative = path.lstrip("/")
+        if hierarchy == "0" and not controllers:
+            v2 = [root / relative, root / "unified" / relative]
+            v2_files += [base / "memory.events" for base in v2]
+        elif "memory" in controllers.split(","):
+            v1 = root / "memory"
+            v1_files += [v1 / relative / "memory.oom_control", v1 / "memory.oom_control"]
+    return next((c for c in v2_files + v1_files if c.is_file()), None)
 
 
 class OomKills:
