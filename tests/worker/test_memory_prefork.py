@@ -5,6 +5,7 @@ returns, so a check made only after the job sees nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,6 +46,10 @@ APP = textwrap.dedent(
     def capped():
         return climb(300)
 
+    @app.task(name="greedy", max_attempts=1)
+    def greedy():
+        return climb(400, hold=0)
+
     @app.task(name="deaf", max_attempts=1, max_memory=150)
     def deaf():
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # like C code
@@ -53,7 +58,7 @@ APP = textwrap.dedent(
         return len(chunks)
     """
 )
-ATTEMPTS = {"pid": 3, "hog": 2, "capped": 2, "deaf": 1}
+ATTEMPTS = {"pid": 3, "hog": 2, "capped": 2, "deaf": 1, "greedy": 1}
 """The enqueuing side's view of the tasks (its options decide max_attempts)."""
 
 
@@ -69,8 +74,10 @@ class Worker:
             self.app.task(name=name, max_attempts=attempts)(lambda *a: None)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = path / "worker.log"
+        self.closed = False
 
-    def start(self, *flags: str) -> None:
+    def start(self, *flags: str, cgroup: Path | None = None) -> None:
+        """Start the tree (inside the memory ``cgroup`` when given, before any child)."""
         env = {**os.environ, "PYTHONPATH": str(self.path)}
         command = [
             sys.executable, "-m", "conveyor", "--app", "memory_app:app",
@@ -78,6 +85,9 @@ class Worker:
             "--heartbeat-interval", "0.25", "--lease-seconds", "2", "--rescue-interval", "0.5",
             "--poll-interval", "0.2", "--hard-timeout-grace", "1", *flags,
         ]  # fmt: skip
+        if cgroup is not None:
+            join = f'echo $$ > "{cgroup}/cgroup.procs" && exec "$@"'
+            command = ["sh", "-c", join, "sh", *command]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 command, cwd=self.path, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -88,7 +98,9 @@ class Worker:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-        self.app.close()
+        if not self.closed:
+            self.app.close()
+            self.closed = True
 
     def finished(self, job_id: str, timeout: float = 60.0) -> None:
         wait_until(
@@ -161,3 +173,47 @@ def test_a_job_deaf_to_the_interrupt_is_killed_by_the_supervisor(worker: Worker)
     assert info.state is JobState.FAILED and info.failure_reason == "exhausted"
     assert [e.type for e in info.errors] == ["MemoryLimitExceeded"]
     assert "past its memory limit of 150 MiB" in info.errors[0].message
+
+
+@pytest.fixture
+def memory_cgroup(worker: Worker) -> Iterator[Path]:
+    """A cgroup v1 memory group of 200 MiB without swap (skipped where none can be made);
+    the worker's tree is stopped before the group is removed."""
+    own = next(
+        (
+            line.split(":", 2)[2]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if "memory" in line.split(":")[1].split(",")
+        ),
+        None,
+    )
+    base = Path("/sys/fs/cgroup/memory") / (own or "/").lstrip("/")
+    group = base / f"conveyor-oom-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(200 << 20))
+    except OSError as exc:
+        pytest.skip(f"cannot make a cgroup v1 memory group under {base}: {exc}")
+    with contextlib.suppress(OSError):  # without swap accounting there is no knob
+        (group / "memory.memsw.limit_in_bytes").write_text(str(200 << 20))
+    yield group
+    worker.stop()
+    deadline = time.monotonic() + 10
+    while (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    group.rmdir()
+
+
+def test_a_kernel_oom_kill_is_named_as_such(worker: Worker, memory_cgroup: Path) -> None:
+    greedy = worker.app.get_task("greedy").enqueue()
+    worker.start(cgroup=memory_cgroup)
+    worker.finished(greedy.id)
+    info = worker.app.get_job(greedy.id)
+    assert info.state is JobState.FAILED
+    assert [e.type for e in info.errors] == ["WorkerLost"]
+    assert info.errors[0].message == (
+        "worker process died: killed by SIGKILL (out of memory: the kernel's OOM killer)"
+    )
+    after = worker.app.get_task("pid").enqueue()
+    worker.finished(after.id)
+    assert worker.app.get_job(after.id).state is JobState.COMPLETED  # the tree survives
