@@ -130,6 +130,11 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._acks: list[Completion] = []
+        self._ack_by = 0.0
+        """Monotonic time by which the oldest pending completion must be written."""
+        self._quick_tasks: set[str] = set()
+        """Tasks whose last run here took less than ``ack_flush_interval``: pending
+        completions may wait through one of them (a job of any other task might run long)."""
         self._published = False
         """Whether the reporter holds a non-empty claimed batch of ours."""
         self._ack_runtimes: dict[str, float] = {}
@@ -243,6 +248,8 @@ class Worker:
             if self._stop.is_set():
                 self._release_unstarted(leases[index:])
                 break
+            if self._acks and self._ack_due(lease):
+                self._flush_acks()
             outcome = self._execute(lease)
             done += 1
             self._acknowledge(lease, outcome)
@@ -250,6 +257,12 @@ class Worker:
         if self._stop.is_set():
             self._flush_acks()
         return done
+
+    def _ack_due(self, lease: Lease) -> bool:
+        """Whether pending completions must be written before ``lease``'s job starts: the
+        oldest is ``ack_flush_interval`` old, or the job may run long (its task is not
+        known to be quick), which would hold them for its whole run."""
+        return lease.job.task not in self._quick_tasks or self.app.clock.monotonic() >= self._ack_by
 
     def _check_recycle(self) -> None:
         """Stop (to be replaced) past max tasks, max memory or max lifetime."""
@@ -396,7 +409,7 @@ class Worker:
             self.app.events.publish(
                 JobStarted(job.id, job.task, job.queue, job.attempt, self.worker_id)
             )
-        started = time.monotonic()
+        started = self.app.clock.monotonic()
         task = self.app.tasks.get(job.task)
         timeout = (
             job.timeout if job.timeout is not None else (task.options.timeout if task else None)
@@ -411,7 +424,11 @@ class Worker:
             return Outcome(Kind.RELEASED)
         finally:
             self._running_job = None
-            self._runtime = time.monotonic() - started
+            self._runtime = self.app.clock.monotonic() - started
+            if self._runtime < self.settings.ack_flush_interval:
+                self._quick_tasks.add(job.task)
+            else:
+                self._quick_tasks.discard(job.task)
             # not running any more, though maybe not acknowledged yet: were the process
             # to die now, the supervisor releases it instead of blaming it (G9)
             self.reporter.job_finished(job.id, "ran")
@@ -436,7 +453,10 @@ class Worker:
         if outcome.kind is not Kind.DEFERRED:  # a put-back job did not run here
             self.stats.processed += 1
         if outcome.kind is Kind.COMPLETED:
-            # acknowledged together with the next claim (one commit), or by _flush_acks
+            # acknowledged with the next claim (one commit), or by _flush_acks once the
+            # oldest is ack_flush_interval old or before a job that may run long (_ack_due)
+            if not self._acks:
+                self._ack_by = self.app.clock.monotonic() + self.settings.ack_flush_interval
             self._acks.append(Completion(lease, outcome.result))
             self._ack_runtimes[job.id] = self._runtime
             return
