@@ -20,14 +20,18 @@ INTERVAL = 0.005
 
 
 class CountingStore(MemoryStore):
-    """A memory store that records the size of every batch of completions it writes."""
+    """A memory store that records the size of every batch of completions it writes, each
+    write taking ``write_time`` on the fake clock."""
 
     def __init__(self, clock: FakeClock) -> None:
         super().__init__(clock=clock)
+        self.fake_clock = clock
         self.batches: list[int] = []
+        self.write_time = 0.0
 
     def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
         self.batches.append(len(completions))
+        self.fake_clock.advance(self.write_time)
         return super().complete(completions, now=now)  # complete_and_claim calls it too
 
 
@@ -81,11 +85,22 @@ def test_a_completion_is_written_before_a_long_job_starts(app: App) -> None:
     assert seen == [JobState.COMPLETED]
 
 
+@pytest.mark.parametrize(
+    ("write_time", "limit", "writes"),
+    [
+        # 20 jobs of 2 ms under a 5 ms interval: batches of about three, not one per job
+        (0.0, INTERVAL, 8),
+        # a 1 ms write would take 20% of the time every 5 ms: the window stretches to 4x
+        (0.001, 4 * INTERVAL, 4),
+    ],
+    ids=["fast-store", "slow-store"],
+)
 def test_completions_are_written_within_the_interval_while_busy(
-    app: App, clock: FakeClock, store: CountingStore
+    app: App, clock: FakeClock, store: CountingStore, write_time: float, limit: float, writes: int
 ) -> None:
     """Short jobs back to back: at each start, every job that finished more than the
-    interval ago is acknowledged; and the writes are still batched."""
+    window ago is acknowledged; and the writes are still batched."""
+    store.write_time = write_time
     finished_at: dict[str, float] = {}
     late: list[str] = []
 
@@ -93,7 +108,7 @@ def test_completions_are_written_within_the_interval_while_busy(
     def tick(n: int) -> None:
         now = clock.monotonic()
         for job_id, at in finished_at.items():
-            if now - at > INTERVAL and app.get_job(job_id).state is not JobState.COMPLETED:
+            if now - at > limit and app.get_job(job_id).state is not JobState.COMPLETED:
                 late.append(job_id)
         clock.advance(0.002)
 
@@ -109,9 +124,8 @@ def test_completions_are_written_within_the_interval_while_busy(
     run.run()
     assert late == []
     assert all(app.get_job(h.id).state is JobState.COMPLETED for h in handles)
-    # 20 jobs of 2 ms under a 5 ms interval: batches of about three, not one per job
     assert sum(store.batches) == 20
-    assert len([b for b in store.batches if b]) <= 8
+    assert len([b for b in store.batches if b]) <= writes
 
 
 def test_no_op_jobs_at_full_speed_share_one_write(app: App, store: CountingStore) -> None:
