@@ -136,10 +136,10 @@ class Worker:
         self._runtime = 0.0
         self._acks: list[Completion] = []
         self._ack_by = 0.0
+        """Monotonic time by which the oldest pending completion must be written."""
         self._ack_window = settings.ack_flush_interval
         """How long completions may wait: ``ack_flush_interval``, or longer when the store's
         writes are slow (see :data:`FLUSH_SHARE`)."""
-        """Monotonic time by which the oldest pending completion must be written."""
         self._quick_tasks: set[str] = set()
         """Tasks whose last run here was shorter than the ack window: pending
         completions may wait through one of them (a job of any other task might run long)."""
