@@ -148,3 +148,18 @@ def test_interval_zero_writes_each_completion_at_once(app: App, store: CountingS
         noop.enqueue(n)
     worker(app, ack_flush_interval=0).run()
     assert [b for b in store.batches if b] == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("bad", [-0.001, float("nan"), float("inf")])
+def test_a_bad_interval_is_refused_with_what_to_give(bad: float) -> None:
+    from conveyor.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"ack_flush_interval: must be 0 or more"):
+        WorkerSettings(ack_flush_interval=bad)
+
+
+def test_the_interval_comes_from_the_environment() -> None:
+    from conveyor.config import build
+
+    settings = build(WorkerSettings, flags={}, env={"CONVEYOR_ACK_FLUSH_INTERVAL": "0.02"}, file={})
+    assert settings.ack_flush_interval == pytest.approx(0.02)
