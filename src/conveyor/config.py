@@ -86,6 +86,9 @@ class WorkerSettings:
     """``a,b,c`` (strict order) or ``high=6,default=3,low=1`` (weighted)."""
     prefetch: int = 1
     """Jobs claimed per round trip; more than 1 only helps very short jobs."""
+    ack_flush_interval: float = 0.005
+    """Longest a finished job's completion waits to be batched with others (seconds; 0:
+    each at once). A crash re-runs only jobs finished within this window."""
     lease_seconds: float = 30.0
     heartbeat_interval: float = 5.0
     rescue_interval: float = 5.0
@@ -154,6 +157,11 @@ class WorkerSettings:
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name}: must not be negative")
         _positive("concurrency", self.concurrency)
+        if not math.isfinite(self.ack_flush_interval) or self.ack_flush_interval < 0:
+            raise ConfigurationError(
+                f"ack_flush_interval: must be 0 or more seconds (e.g. 0.005), "
+                f"got {self.ack_flush_interval!r}"
+            )
         self.autoscale_bounds()
         if self.grace < 0 or self.rescue_retry_delay < 0:
             raise ConfigurationError("grace and rescue_retry_delay must not be negative")

@@ -85,7 +85,7 @@ def test_unknown_file_key_is_refused_with_the_list(tmp_path: Path, table: str) -
         read_file_settings(tmp_path)
     message = str(caught.value)
     assert "unknown setting 'lease_secs'" in message
-    assert "known settings: app, " in message
+    assert "known settings: ack_flush_interval, app, " in message
     assert "lease_seconds" in message
 
 

@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     help="Jobs claimed per round trip. Default: 1.",
 )
 @click.option(
+    "--ack-flush-interval",
+    type=DURATION,
+    envvar="CONVEYOR_ACK_FLUSH_INTERVAL",
+    show_envvar=True,
+    help="Longest a finished job's completion waits to be written with others "
+    "(0: each at once). Default: 0.005.",
+)
+@click.option(
     "--burst/--no-burst",
     default=None,
     envvar="CONVEYOR_BURST",
@@ -223,6 +231,7 @@ def worker(
     state: CliState,
     queues: str | None,
     prefetch: int | None,
+    ack_flush_interval: float | None,
     burst: bool | None,
     lease_seconds: float | None,
     heartbeat_interval: float | None,
@@ -268,6 +277,7 @@ def worker(
         flags={
             "queues": queues,
             "prefetch": prefetch,
+            "ack_flush_interval": ack_flush_interval,
             "burst": burst,
             "lease_seconds": lease_seconds,
             "heartbeat_interval": heartbeat_interval,

@@ -61,6 +61,11 @@ class StopWaiting(BaseException):
 
 STAGE_EVERY = 1.0
 """Seconds between due-job promotions while busy (idle workers stage before sleeping)."""
+FLUSH_SHARE = 0.03
+"""Writing pending completions may take this share of a busy worker's time: a store whose
+writes take longer than ``ack_flush_interval * FLUSH_SHARE`` gets fewer, larger batches..."""
+FLUSH_STRETCH = 4.0
+"""...waiting at most this many times ``ack_flush_interval``."""
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 5.0
 """Back-off after a store error: doubles from the first to the longest wait."""
@@ -144,6 +149,14 @@ class Worker:
         self._store_backoff = 0.0
         self._runtime = 0.0
         self._acks: list[Completion] = []
+        self._ack_by = 0.0
+        """Monotonic time by which the oldest pending completion must be written."""
+        self._ack_window = settings.ack_flush_interval
+        """How long completions may wait: ``ack_flush_interval``, or longer when the store's
+        writes are slow (see :data:`FLUSH_SHARE`)."""
+        self._quick_tasks: set[str] = set()
+        """Tasks whose last run here was shorter than the ack window: pending
+        completions may wait through one of them (a job of any other task might run long)."""
         self._published = False
         """Whether the reporter holds a non-empty claimed batch of ours."""
         self._ack_runtimes: dict[str, float] = {}
@@ -278,6 +291,8 @@ class Worker:
             if self._stop.is_set():
                 self._release_unstarted(leases[index:])
                 break
+            if self._acks and self._ack_due(lease):
+                self._flush_acks()
             outcome = self._execute(lease)
             done += 1
             self._acknowledge(lease, outcome)
@@ -290,6 +305,12 @@ class Worker:
         """Stop before the next job when the one that ended passed a memory limit."""
         if not self._stop.is_set() and self._memory_recycle_reason():
             self._check_recycle()
+
+    def _ack_due(self, lease: Lease) -> bool:
+        """Whether pending completions must be written before ``lease``'s job starts: the
+        oldest is as old as the ack window, or the job may run long (its task is not
+        known to be quick), which would hold them for its whole run."""
+        return lease.job.task not in self._quick_tasks or self.app.clock.monotonic() >= self._ack_by
 
     def _check_recycle(self) -> None:
         """Stop (to be replaced) past a memory limit, max tasks or max lifetime."""
@@ -460,7 +481,7 @@ class Worker:
             self.app.events.publish(
                 JobStarted(job.id, job.task, job.queue, job.attempt, self.worker_id)
             )
-        started = time.monotonic()
+        started = self.app.clock.monotonic()
         task = self.app.tasks.get(job.task)
         timeout = (
             job.timeout if job.timeout is not None else (task.options.timeout if task else None)
@@ -482,7 +503,11 @@ class Worker:
                 self.memory.disarm()
                 self._check_memory_recycle()
             self._running_job = None
-            self._runtime = time.monotonic() - started
+            self._runtime = self.app.clock.monotonic() - started
+            if self._runtime < self._ack_window:
+                self._quick_tasks.add(job.task)
+            else:
+                self._quick_tasks.discard(job.task)
             # not running any more, though maybe not acknowledged yet: were the process
             # to die now, the supervisor releases it instead of blaming it (G9)
             self.reporter.job_finished(job.id, "ran")
@@ -507,7 +532,10 @@ class Worker:
         if outcome.kind is not Kind.DEFERRED:  # a put-back job did not run here
             self.stats.processed += 1
         if outcome.kind is Kind.COMPLETED:
-            # acknowledged together with the next claim (one commit), or by _flush_acks
+            # acknowledged with the next claim (one commit), or by _flush_acks once the
+            # oldest is _ack_window old or before a job that may run long (_ack_due)
+            if not self._acks:
+                self._ack_by = self.app.clock.monotonic() + self._ack_window
             self._acks.append(Completion(lease, outcome.result))
             self._ack_runtimes[job.id] = self._runtime
             return
@@ -595,7 +623,9 @@ class Worker:
         backoff = 0.0
         while acks:
             try:
+                started = self.app.clock.monotonic()
                 lost = self.store.complete(acks)
+                self._measured_flush(self.app.clock.monotonic() - started)
             except StoreUnavailable as exc:
                 acks = self._still_held(acks)
                 backoff = next_backoff(backoff)
@@ -621,6 +651,13 @@ class Worker:
                 return
             self._acknowledged(acks, lost)
             return
+
+    def _measured_flush(self, took: float) -> None:
+        """Widen the ack window (up to :data:`FLUSH_STRETCH` times the interval) so that
+        writing completions stays under :data:`FLUSH_SHARE` of the time; a faster write
+        narrows it again (0 stays 0: each completion at once)."""
+        interval = self.settings.ack_flush_interval
+        self._ack_window = min(max(interval, took / FLUSH_SHARE), interval * FLUSH_STRETCH)
 
     def _still_held(self, acks: list[Completion]) -> list[Completion]:
         """Drop completions whose lease expired meanwhile (the rescuer runs them again)."""
