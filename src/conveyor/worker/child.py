@@ -150,9 +150,13 @@ def run_child(app: App, settings: WorkerSettings, reporter: PipeReporter) -> int
     with child_signals(worker):
         reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
         stats = worker.run()
+        # A SIGTERM sent now (the supervisor stops every child once one drained) waits
+        # until the counters are sent; under the default action it would lose them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     reporter.send("stats", **dataclasses.asdict(stats))
     if worker.drained:
         reporter.send("drained")
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     app.close()
     return 0
 
