@@ -60,3 +60,10 @@ def crash() -> None:
     """A job that kills its own process (kill -9), every attempt."""
     _record("start")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.periodic("every second", name="beat", catch_up="all")
+def beat() -> None:
+    """A fire time of the schedule (only a worker run ``--with-scheduler`` fires it)."""
+    _record("start")
+    _record("end")
