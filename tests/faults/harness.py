@@ -62,6 +62,7 @@ class Cluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         shutil.copy(APP_SOURCE, self.directory / "faults_app.py")
         self.app = App(settings=AppSettings(store=self.dsn))
+        self.app.store.migrate()  # as a deployment runs `conveyor migrate` first
         self.work = self.app.task(name="work", max_attempts=5)(_never_run)
         self.crash = self.app.task(name="crash", max_attempts=5)(_never_run)
 
