@@ -63,6 +63,7 @@ def crash() -> None:
 
 
 @app.periodic("every second", name="beat", catch_up="all")
+@app.task(name="beat")
 def beat() -> None:
     """A fire time of the schedule (only a worker run ``--with-scheduler`` fires it)."""
     _record("start")
