@@ -28,11 +28,20 @@ def _shifted_time() -> float:
 if _skew or float(_step):
     time.time = _shifted_time
 
-from conveyor import App, current_job  # noqa: E402  (after the clock shim, on purpose)
+from conveyor import App, JobState, current_job  # noqa: E402  (after the clock shim)
 
 EFFECTS = os.environ["FAULTS_EFFECTS"]
 
 app = App()
+
+
+def _started() -> None:
+    """The effect record first; then whether this job was already acknowledged (a run
+    of a completed job would acknowledge it twice)."""
+    _record("start")
+    stored = app.store.get(current_job().job_id)
+    if stored is not None and stored.state is JobState.COMPLETED:
+        _record("after_ack")
 
 
 def _record(event: str) -> None:
@@ -49,7 +58,7 @@ def _record(event: str) -> None:
 @app.task(name="work", max_attempts=5)
 def work(i: int, seconds: float = 0.0) -> int:
     """A normal job: record, take ``seconds``, record the end."""
-    _record("start")
+    _started()
     time.sleep(seconds)
     _record("end")
     return i
@@ -66,5 +75,5 @@ def crash() -> None:
 @app.task(name="beat")
 def beat() -> None:
     """A fire time of the schedule (only a worker run ``--with-scheduler`` fires it)."""
-    _record("start")
+    _started()
     _record("end")
