@@ -35,7 +35,7 @@ EFFECTS = os.environ["FAULTS_EFFECTS"]
 app = App()
 
 
-def _started() -> None:
+def _begin() -> None:
     """The effect record first; then whether this job was already acknowledged (a run
     of a completed job would acknowledge it twice)."""
     _record("start")
@@ -58,7 +58,7 @@ def _record(event: str) -> None:
 @app.task(name="work", max_attempts=5)
 def work(i: int, seconds: float = 0.0) -> int:
     """A normal job: record, take ``seconds``, record the end."""
-    _started()
+    _begin()
     time.sleep(seconds)
     _record("end")
     return i
@@ -75,5 +75,5 @@ def crash() -> None:
 @app.task(name="beat")
 def beat() -> None:
     """A fire time of the schedule (only a worker run ``--with-scheduler`` fires it)."""
-    _started()
+    _begin()
     _record("end")
