@@ -16,9 +16,9 @@ Definitions (each one a count of jobs unless said otherwise):
 - **stuck**: at any sample, ``processing`` with its lease expired for longer than
   ``rescue_interval + poll_interval + 1 s``.
 - **recovery**: from the fault to the next run of each job interrupted by it (a run
-  started before the fault that never ended); with no interrupted job, from the fault
-  to the first run after it. Held to ``lease + rescue_interval + poll_interval + 1 s +
-  handler time`` (RELIABILITY.md §7.2).
+  started before the fault and not ended by then: a paused run may end later); with no
+  interrupted job, from the fault to the first run after it. Held to ``lease +
+  rescue_interval + poll_interval + 1 s + handler time`` (RELIABILITY.md §7.2).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def recovery_time(effects: list[Effect], fault_at: float | None) -> float | None
     """Seconds from the fault to the next run of every job it interrupted (the worst)."""
     if fault_at is None:
         return None
-    ended = {(e.job, e.attempt, e.pid) for e in effects if e.event == "end"}
+    ended = {(e.job, e.attempt, e.pid) for e in effects if e.event == "end" and e.t <= fault_at}
     starts = [e for e in effects if e.event == "start"]
     interrupted = {
         e.job for e in starts if e.t <= fault_at and (e.job, e.attempt, e.pid) not in ended

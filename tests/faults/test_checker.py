@@ -70,6 +70,8 @@ def test_recovery_is_the_worst_delay_of_an_interrupted_job() -> None:
     effects += [start("b", 13, 2, 2), start("c", 15, 2, 2), end("c", 15.5, 2, 2)]
     assert recovery_time(effects, fault_at=10.0) == 5.0
     assert recovery_time([start("a", 9), end("a", 9.1), start("b", 11.5)], 10.0) == 1.5
+    paused = [start("a", 9), end("a", 14), start("a", 13.5, 2, 2), end("a", 14, 2, 2)]
+    assert recovery_time(paused, fault_at=10.0) == 3.5
     report = check("s", "sqlite", [], {}, effects, TIMING, fault_at=10.0)
     assert report.recovery == 5.0 and "| 5.0 | 5.2 |" in report.row()
 
