@@ -18,7 +18,7 @@ Definitions (each one a count of jobs unless said otherwise):
 - **recovery**: from the fault to the next run of each job interrupted by it (a run
   started before the fault and not ended by then: a paused run may end later); with no
   interrupted job, from the fault to the first run after it. Held to ``lease +
-  rescue_interval + poll_interval + 1 s + handler time`` (RELIABILITY.md §7.2).
+  rescue_interval + rescue_retry_delay + poll_interval + handler time + 1 s``.
 """
 
 from __future__ import annotations
@@ -59,11 +59,16 @@ class Timing:
     rescue_interval: float
     poll_interval: float
     handler: float = 0.0
+    rescue_retry_delay: float = 1.0
+    """A rescued job waits this long in ``retrying`` (the worker's ``rescue_retry_delay``)."""
 
     @property
     def bound(self) -> float:
-        """RELIABILITY.md §7.2: the longest a fault may delay an interrupted job."""
-        return self.lease + self.rescue_interval + self.poll_interval + 1.0 + self.handler
+        """The longest a fault may delay an interrupted job's next run: G3's recovery
+        (``lease + rescue_interval``), the rescued job's retry delay, the pick-up poll,
+        its handler, and RELIABILITY.md §7.2's 1 s of slack."""
+        recovered = self.lease + self.rescue_interval + self.rescue_retry_delay
+        return recovered + self.poll_interval + self.handler + 1.0
 
     @property
     def stuck_after(self) -> float:

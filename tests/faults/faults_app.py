@@ -29,6 +29,7 @@ if _skew or float(_step):
     time.time = _shifted_time
 
 from conveyor import App, JobState, current_job  # noqa: E402  (after the clock shim)
+from conveyor.retry import Fixed  # noqa: E402
 
 EFFECTS = os.environ["FAULTS_EFFECTS"]
 
@@ -64,9 +65,10 @@ def work(i: int, seconds: float = 0.0) -> int:
     return i
 
 
-@app.task(name="crash", max_attempts=5)
+@app.task(name="crash", max_attempts=3, retry=Fixed(0.05))
 def crash() -> None:
-    """A job that kills its own process (kill -9), every attempt."""
+    """A job that kills its own process (kill -9), every attempt, and is back at once
+    (so its batch-mates meet it again: issue 10, defect 1)."""
     _record("start")
     os.kill(os.getpid(), signal.SIGKILL)
 

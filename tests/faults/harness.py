@@ -94,7 +94,8 @@ class Cluster:
         self, *args: str, clock_skew: float = 0.0, clock_step: str = "0:0"
     ) -> subprocess.Popen[bytes]:
         """Start a worker (a supervisor unless ``--solo`` is given) with the chaos timing."""
-        env = {**os.environ, "PYTHONPATH": str(self.directory), "CONVEYOR_STORE": self.dsn}
+        path = os.pathsep.join(filter(None, [str(self.directory), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, "CONVEYOR_STORE": self.dsn}
         env |= {"FAULTS_EFFECTS": str(self.effects_path), "FAULTS_CLOCK_SKEW": str(clock_skew)}
         env["FAULTS_CLOCK_STEP"] = clock_step
         command = [sys.executable, "-m", "conveyor", "--app", "faults_app:app", "worker"]

@@ -146,7 +146,7 @@ def test_a_crashing_task_among_normal_ones(
 ) -> None:
     cluster = _open(cluster_factory, store, request, tmp_path)
     crashers = cluster.enqueue_crashers(1)
-    cluster.enqueue_work(20)
+    cluster.enqueue_work(4)  # one claimed batch: every death hits all of them
     cluster.start("-c", "1", "--prefetch", "5")
     cluster.drain()
     report = cluster.report("a crashing task among normal ones (prefetch 5)", store)
