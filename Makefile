@@ -10,7 +10,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint typecheck pytest install install-dev servers clean lock bench
+.PHONY: demo test faults lint typecheck pytest install install-dev servers clean lock bench
 
 # uv itself, pinned, in a small virtualenv of its own (never in the project's .venv)
 $(UV):
@@ -35,6 +35,10 @@ demo: install
 
 ## test: install dev tools from the lock, then ruff, mypy (strict) and pytest
 test: install-dev servers lint typecheck pytest
+
+## faults: the whole fault suite (tests/faults); its table goes to faults-table.md
+faults: install-dev servers
+	FAULTS_TABLE=faults-table.md $(BIN)/pytest -q -m faults tests/faults
 
 ## servers: install redis-server and PostgreSQL from Debian packages when missing
 servers:
