@@ -362,3 +362,18 @@ def test_redis_matches_the_reference_store(redis_server: RedisServer, tmp_path: 
             self.stores = (self.stores[0], driver)
 
     run_state_machine_as_test(Machine, settings=MACHINE_SETTINGS)
+
+
+def test_the_first_enqueue_creates_the_store_for_read_commands(redis_url: str) -> None:
+    """Workers and producers never call migrate(); read commands look for the layout key
+    before they open a prefix, so the first write must leave it (the fault suite found
+    `conveyor dlq list` refusing a prefix in use)."""
+    from conveyor.stores.redis.store import store_exists
+
+    instance = RedisStore.from_dsn(redis_url, clock=FakeClock())
+    try:
+        assert not store_exists(redis_url)
+        add(instance)
+        assert store_exists(redis_url)
+    finally:
+        instance.close()

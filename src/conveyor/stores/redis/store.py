@@ -244,6 +244,7 @@ class RedisStore:
         self.clock: Clock = clock or ServerClock(self._server_time)
         self._lock = threading.Lock()
         self._pid = -1
+        self._marked_pid = -1
         self._client: redis.Redis | None = None
         self._scripts: dict[str, Script] = {}
         self._durability: str | None = None
@@ -384,6 +385,11 @@ class RedisStore:
             )
         if not jobs:
             return []
+        if self._marked_pid != os.getpid():
+            # the first write creates the store, as SQLite's first write creates its file:
+            # read commands look for the layout key before they open a prefix
+            self.migrate()
+            self._marked_pid = os.getpid()
         t = self._now(now)
         reads = reads_for(jobs)
         asked = encode_reads(reads)
