@@ -82,6 +82,7 @@ class RedisServer:
     port: int
     proc: subprocess.Popen[bytes]
     directory: Path
+    appendonly: bool = True
 
     @property
     def url(self) -> str:
@@ -91,7 +92,7 @@ class RedisServer:
     def restart(self) -> None:
         """Stop and start again on the same port and data (for fault tests)."""
         _stop(self.proc)
-        self.proc = _start_redis_process(self.port, self.directory)
+        self.proc = _start_redis_process(self.port, self.directory, appendonly=self.appendonly)
 
 
 def _die_with(sig: int) -> Callable[[], None] | None:
@@ -112,7 +113,9 @@ def _die_with(sig: int) -> Callable[[], None] | None:
     return arm
 
 
-def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
+def _start_redis_process(
+    port: int, directory: Path, *, appendonly: bool = True
+) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     assert binary is not None
     log = directory / "redis.log"
@@ -128,7 +131,7 @@ def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
             "--save",
             "",
             "--appendonly",
-            "yes",
+            "yes" if appendonly else "no",
             "--appendfsync",
             "everysec",
             "--daemonize",
@@ -148,13 +151,16 @@ def _start_redis_process(port: int, directory: Path) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    """Start redis-server in a temp dir; stop it by pid afterwards."""
+def redis_server(*, appendonly: bool = True) -> Iterator[RedisServer]:
+    """Start redis-server in a temp dir (AOF on unless ``appendonly=False``: then nothing
+    survives a restart, as ``--save ""`` keeps no snapshot); stop it by pid afterwards."""
     if shutil.which("redis-server") is None:
         unavailable("redis-server is not installed (apt-get install redis-server)")
     directory = Path(tempfile.mkdtemp(prefix="conveyor-redis-"))
     port = free_port()
-    server = RedisServer(port, _start_redis_process(port, directory), directory)
+    server = RedisServer(
+        port, _start_redis_process(port, directory, appendonly=appendonly), directory, appendonly
+    )
     try:
         yield server
     finally:

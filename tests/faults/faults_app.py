@@ -73,6 +73,19 @@ def crash() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+@app.task(name="hog", max_attempts=2, retry=Fixed(0.05), max_memory="120MiB")
+def hog() -> None:
+    """A job that climbs to about 300 MB (touched, 10 MiB at a time) and would free it
+    at the end: the memory guard must stop it during the run (issue 10, defect 7)."""
+    _record("start")
+    chunks = []
+    for _ in range(30):
+        chunks.append(bytearray(10 << 20))
+        time.sleep(0.02)
+    chunks.clear()
+    _record("end")
+
+
 @app.periodic("every second", name="beat", catch_up="all")
 @app.task(name="beat")
 def beat() -> None:

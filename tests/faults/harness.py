@@ -65,6 +65,7 @@ class Cluster:
         self.app.store.migrate()  # as a deployment runs `conveyor migrate` first
         self.work = self.app.task(name="work", max_attempts=5)(_never_run)
         self.crash = self.app.task(name="crash", max_attempts=5)(_never_run)
+        self.hog = self.app.task(name="hog", max_attempts=2)(_never_run)
 
     @property
     def effects_path(self) -> Path:
@@ -86,6 +87,13 @@ class Cluster:
     def enqueue_crashers(self, count: int, priority: int = 10) -> list[str]:
         """Enqueue jobs that kill their own process every attempt."""
         task = self.crash.with_options(priority=priority)
+        ids = [h.id for h in task.enqueue_many([() for _ in range(count)])]
+        self.acknowledged += ids
+        return ids
+
+    def enqueue_hogs(self, count: int, priority: int = 10) -> list[str]:
+        """Enqueue jobs that climb past their memory limit every attempt."""
+        task = self.hog.with_options(priority=priority)
         ids = [h.id for h in task.enqueue_many([() for _ in range(count)])]
         self.acknowledged += ids
         return ids

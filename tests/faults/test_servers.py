@@ -4,6 +4,7 @@ killed and the server restarted, with a worker tree running (RELIABILITY.md §7.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,3 +106,32 @@ def test_postgres_restarted(
     )
     record_report.append(report)
     report.assert_guarantees()
+
+
+def test_redis_restarted_without_aof(
+    tmp_path: Path, cluster_factory: list[Cluster], record_report: list[Report]
+) -> None:
+    """Not a guarantee but its limit, shown: Redis with neither AOF nor snapshots keeps
+    nothing over a restart (docs/stores/redis.md; the worker logs the weak durability at
+    start). The jobs not finished before the restart are lost; nothing runs twice after
+    its acknowledgement, and the worker survives the restart."""
+    with servers.redis_server(appendonly=False) as server:
+        dsn = f"{server.url}?prefix=noaof"
+        cluster = Cluster(dsn, tmp_path / "cluster", dataclasses.replace(CHAOS, handler=0.02))
+        cluster_factory.append(cluster)
+        cluster.enqueue_work(200, 0.02)
+        proc = cluster.start("-c", "2", "--prefetch", "10")
+        cluster.wait_for(lambda: cluster.runs() >= 50, 60, "the first runs")
+        cluster.fault(server.restart)
+        quiet_since, seen = time.monotonic(), cluster.runs()
+        deadline = time.monotonic() + 30
+        while time.monotonic() - quiet_since < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if cluster.runs() != seen:
+                quiet_since, seen = time.monotonic(), cluster.runs()
+        assert proc.poll() is None, cluster.log_tail()
+        report = cluster.report("Redis restarted (no AOF, no snapshot)", "redis")
+        cluster.close()
+    record_report.append(report)
+    assert report.lost, report.row()  # the data really went: the scenario is what it says
+    assert not report.acknowledged_twice, report.row()
