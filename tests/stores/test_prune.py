@@ -16,6 +16,7 @@ from conveyor.job import DependencyPolicy, JobState
 from conveyor.maintenance.pruner import prune
 from conveyor.maintenance.retention import Retention
 from conveyor.stores.base import Completion, JobQuery, PruneParams, PruneResult, Store
+from conveyor.stores.job_table import KeyKind
 
 from .support import add, claim_one, enqueue_one, error_for, new_job
 
@@ -38,9 +39,9 @@ def _leftovers(store: Store) -> dict[str, int]:
     if kind == "MemoryStore":
         m: Any = store
         return {
-            "unique": len(m._unique),
-            "idempotency": len(m._idempotency),
-            "edges": sum(len(v) for v in m._dependents.values()),
+            "unique": len(m._table.holds(KeyKind.UNIQUE)),
+            "idempotency": len(m._table.holds(KeyKind.IDEMPOTENCY)),
+            "edges": sum(len(v) for v in m._table.dependents.values()),
         }
     if kind == "SQLiteStore":
         s: Any = store

@@ -58,6 +58,38 @@ def is_live(expires_at: float | None, now: float) -> bool:
     return expires_at is None or expires_at > now
 
 
+def live(row: Record | None, now: float) -> Record | None:
+    """``row`` while it counts, else None."""
+    return row if row is not None and is_live(row.expires_at, now) else None
+
+
+def compare_and_set(
+    stored: Record | None,
+    namespace: str,
+    key: str,
+    value: bytes,
+    expect_version: int | None,
+    expires_at: float | None,
+    now: float,
+) -> Record | None:
+    """The record to write over ``stored`` (live or expired), or None on conflict: with no
+    ``expect_version`` only when no live record exists, else only over that version. The
+    version counts on from the stored record, expired or not."""
+    current = live(stored, now)
+    if expect_version is None and current is not None:
+        return None
+    if expect_version is not None and (current is None or current.version != expect_version):
+        return None
+    version = (stored.version if stored is not None else 0) + 1
+    expiry = None if expires_at is None else float(expires_at)
+    return Record(namespace, key, value, version, expiry)
+
+
+def deletable(stored: Record | None, expect_version: int | None) -> bool:
+    """True when ``stored`` exists and is at ``expect_version`` (when given)."""
+    return stored is not None and (expect_version is None or stored.version == expect_version)
+
+
 @dataclass(slots=True)
 class RecordTable:
     """Records in a dict, for drivers that serialise access with their own lock."""
@@ -71,8 +103,7 @@ class RecordTable:
 
     def get(self, namespace: str, key: str, now: float) -> Record | None:
         """The live record, or None."""
-        row = self.rows.get((namespace, key))
-        return row if row is not None and is_live(row.expires_at, now) else None
+        return live(self.rows.get((namespace, key)), now)
 
     def put(
         self,
@@ -84,22 +115,15 @@ class RecordTable:
         now: float,
     ) -> Record | None:
         """Compare-and-set (see :meth:`conveyor.stores.base.Store.put_record`)."""
-        row = self.rows.get((namespace, key))
-        live = row if row is not None and is_live(row.expires_at, now) else None
-        if expect_version is None and live is not None:
-            return None
-        if expect_version is not None and (live is None or live.version != expect_version):
-            return None
-        version = (row.version if row is not None else 0) + 1
-        expiry = None if expires_at is None else float(expires_at)
-        record = Record(namespace, key, value, version, expiry)
-        self.rows[(namespace, key)] = record
+        stored = self.rows.get((namespace, key))
+        record = compare_and_set(stored, namespace, key, value, expect_version, expires_at, now)
+        if record is not None:
+            self.rows[(namespace, key)] = record
         return record
 
     def delete(self, namespace: str, key: str, expect_version: int | None) -> bool:
         """Delete (only at ``expect_version`` when given)."""
-        row = self.rows.get((namespace, key))
-        if row is None or (expect_version is not None and row.version != expect_version):
+        if not deletable(self.rows.get((namespace, key)), expect_version):
             return False
         del self.rows[(namespace, key)]
         return True

@@ -27,7 +27,7 @@ from conveyor.stores.base import Record
 from conveyor.stores.file import layout
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
-from conveyor.stores.records import is_live
+from conveyor.stores.records import compare_and_set, deletable, is_live, live
 
 FORMAT = 1
 """Version of the record file format (the ``"v"`` field of its header)."""
@@ -82,8 +82,7 @@ def _decode_at(data: bytes | None, namespace: str, key: str) -> Record | None:
 def get(directory: Directory, namespace: str, key: str, now: float) -> Record | None:
     """The live record, or None."""
     data = directory.read(layout.record_path(namespace, key))
-    record = _decode_at(data, namespace, key)
-    return record if record is not None and is_live(record.expires_at, now) else None
+    return live(_decode_at(data, namespace, key), now)
 
 
 def list_live(directory: Directory, namespace: str, prefix: str, now: float) -> list[Record]:
@@ -119,24 +118,17 @@ def put(
 ) -> Record | None:
     """Compare-and-set (see :meth:`conveyor.stores.base.Store.put_record`)."""
     rel = layout.record_path(namespace, key)
-    row = _decode_at(tx.read_bytes(rel), namespace, key)
-    live = row if row is not None and is_live(row.expires_at, now) else None
-    if expect_version is None and live is not None:
-        return None
-    if expect_version is not None and (live is None or live.version != expect_version):
-        return None
-    version = (row.version if row is not None else 0) + 1
-    expiry = None if expires_at is None else float(expires_at)
-    record = Record(namespace, key, value, version, expiry)
-    tx.write_bytes(rel, encode_record(record))
+    stored = _decode_at(tx.read_bytes(rel), namespace, key)
+    record = compare_and_set(stored, namespace, key, value, expect_version, expires_at, now)
+    if record is not None:
+        tx.write_bytes(rel, encode_record(record))
     return record
 
 
 def delete(tx: Transaction, namespace: str, key: str, expect_version: int | None) -> bool:
     """Delete the record, live or expired (only at ``expect_version`` when given)."""
     rel = layout.record_path(namespace, key)
-    row = _decode_at(tx.read_bytes(rel), namespace, key)
-    if row is None or (expect_version is not None and row.version != expect_version):
+    if not deletable(_decode_at(tx.read_bytes(rel), namespace, key), expect_version):
         return False
     tx.remove(rel)
     return True
