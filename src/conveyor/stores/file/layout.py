@@ -11,8 +11,8 @@ Everything lives under one root directory::
     deps/<id>.json                ids of the jobs still waiting on job <id>
     keys/unique/<sha256>.json     unique-key hold
     keys/idempotency/<sha256>.json idempotency-key hold
-    nodes/<sha256>.json           worker node record
-    records/<sha256>/<sha256>     record of (namespace, key), by the digest of each
+    records/<sha256>/<sha256>     record of (namespace, key), by the digest of each (the
+                                  node registry too: namespace "node")
 
 A marker's name carries the numbers its state is ordered by, so a claim sorts one
 queue's pending directory without opening a job file: ``a`` is the priority for pending
@@ -28,13 +28,11 @@ import json
 import os
 import re
 import struct
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from conveyor.errors import ConfigurationError
 from conveyor.job import DependencyPolicy, Job, JobError, JobState
-from conveyor.stores.base import NodeInfo, WorkerInfo
 from conveyor.stores.corrupt import DECODE_ERRORS, Decoder, Salvage, salvage
 
 S = JobState
@@ -49,12 +47,11 @@ INDEX_DIR = "index"
 DEPS_DIR = "deps"
 UNIQUE_DIR = "keys/unique"
 IDEMPOTENCY_DIR = "keys/idempotency"
-NODES_DIR = "nodes"
 RECORDS_DIR = "records"
 WAKE_BASE = ".conveyor"
 """The wake-up channel's sockets live in ``<root>/.conveyor.wake/``."""
 
-DIRECTORIES = (TMP_DIR, JOBS_DIR, INDEX_DIR, DEPS_DIR, UNIQUE_DIR, IDEMPOTENCY_DIR, NODES_DIR)
+DIRECTORIES = (TMP_DIR, JOBS_DIR, INDEX_DIR, DEPS_DIR, UNIQUE_DIR, IDEMPOTENCY_DIR)
 
 _QUEUE_DIR = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 _DSN_FORMS = "file:///absolute/directory"
@@ -119,11 +116,6 @@ def unique_path(key: str) -> str:
 def idempotency_path(key: str) -> str:
     """Relative path of an idempotency-key hold."""
     return f"{IDEMPOTENCY_DIR}/{digest(key)}.json"
-
-
-def node_path(node_id: str) -> str:
-    """Relative path of a node record."""
-    return f"{NODES_DIR}/{digest(node_id)}.json"
 
 
 def records_dir(namespace: str) -> str:
@@ -332,70 +324,3 @@ def decode_job(data: bytes) -> Job:
         finished_at=_opt_float(r["finished_at"]),
         heartbeat_at=_opt_float(r["heartbeat_at"]),
     )
-
-
-def encode_node(node: NodeInfo) -> bytes:
-    """A node record as JSON."""
-    record = {
-        "id": node.id,
-        "host": node.host,
-        "pid": node.pid,
-        "queues": list(node.queues),
-        "capabilities": list(node.capabilities),
-        "concurrency": node.concurrency,
-        "state": node.state,
-        "started_at": node.started_at,
-        "heartbeat_at": node.heartbeat_at,
-        "clock_offset": node.clock_offset,
-        "workers": [
-            {
-                "id": w.id,
-                "pid": w.pid,
-                "state": w.state,
-                "current_job": w.current_job,
-                "processed": w.processed,
-                "failed": w.failed,
-                "rss_bytes": w.rss_bytes,
-                "started_at": w.started_at,
-                "heartbeat_at": w.heartbeat_at,
-            }
-            for w in node.workers
-        ],
-    }
-    return json.dumps(record, separators=(",", ":")).encode()
-
-
-def _worker(w: Mapping[str, Any]) -> WorkerInfo:
-    return WorkerInfo(
-        id=w["id"],
-        pid=int(w["pid"]),
-        state=w["state"],
-        current_job=w["current_job"],
-        processed=int(w["processed"]),
-        failed=int(w["failed"]),
-        rss_bytes=int(w["rss_bytes"]),
-        started_at=float(w["started_at"]),
-        heartbeat_at=float(w["heartbeat_at"]),
-    )
-
-
-def decode_node(data: bytes) -> NodeInfo:
-    """Inverse of :func:`encode_node`."""
-    r: dict[str, Any] = json.loads(data)
-    return NodeInfo(
-        id=r["id"],
-        host=r["host"],
-        pid=int(r["pid"]),
-        queues=tuple(r["queues"]),
-        capabilities=tuple(r["capabilities"]),
-        concurrency=int(r["concurrency"]),
-        state=r["state"],
-        started_at=float(r["started_at"]),
-        heartbeat_at=float(r["heartbeat_at"]),
-        workers=tuple(_worker(w) for w in r["workers"]),
-        clock_offset=_optional_float(r.get("clock_offset")),
-    )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)

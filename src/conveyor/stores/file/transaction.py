@@ -16,6 +16,10 @@ from conveyor.job import Job, JobState
 from conveyor.stores.corrupt import Salvage
 from conveyor.stores.file import layout
 from conveyor.stores.file.journal import Directory, Ops
+from conveyor.stores.job_table import KeyKind, KeyRow
+
+_HOLD_PATH = {KeyKind.UNIQUE: layout.unique_path, KeyKind.IDEMPOTENCY: layout.idempotency_path}
+_HOLD_DIR = {KeyKind.UNIQUE: layout.UNIQUE_DIR, KeyKind.IDEMPOTENCY: layout.IDEMPOTENCY_DIR}
 
 
 class Transaction:
@@ -131,6 +135,37 @@ class Transaction:
         self.remove(rel)
         return [str(i) for i in waiting]
 
+    def wake(self) -> None:
+        """Notify waiters after the commit."""
+        self.woke = True
+
+    # key holds ---------------------------------------------------------------------------
+    def hold(self, kind: KeyKind, key: str) -> KeyRow | None:
+        """The hold on ``key``, or None."""
+        return _key_row(self.read_json(_HOLD_PATH[kind](key)))
+
+    def put_hold(self, kind: KeyKind, key: str, row: KeyRow) -> None:
+        """Set the hold on ``key`` at commit (the fingerprint only on idempotency keys)."""
+        value: dict[str, Any] = {"key": key, "job_id": row.job_id, "expires_at": row.expires_at}
+        if kind is KeyKind.IDEMPOTENCY:
+            value["fingerprint"] = row.fingerprint
+        self.write_json(_HOLD_PATH[kind](key), value)
+
+    def drop_hold(self, kind: KeyKind, key: str) -> None:
+        """Remove the hold on ``key`` at commit."""
+        self.remove(_HOLD_PATH[kind](key))
+
+    def holds(self, kind: KeyKind) -> list[tuple[str, KeyRow]]:
+        """Every stored hold of ``kind`` (as on disk: for the orphan sweep)."""
+        found = []
+        directory = _HOLD_DIR[kind]
+        for name in self.dir.listdir(directory):
+            value = self.read_json(f"{directory}/{name}")
+            row = _key_row(value)
+            if row is not None:
+                found.append((str(value["key"]), row))
+        return found
+
     # committing -------------------------------------------------------------------------
     def ops(self) -> Ops:
         """Every file to write or remove."""
@@ -157,3 +192,15 @@ class Transaction:
             if job is not None:
                 self.dir.makedirs(layout.index_dir(job.state, job.queue))
         self.dir.commit(self.ops())
+
+
+def _key_row(value: Any) -> KeyRow | None:
+    """A hold file's JSON as a row (None: no file)."""
+    if value is None:
+        return None
+    expires = value.get("expires_at")
+    return KeyRow(
+        str(value["job_id"]),
+        None if expires is None else float(expires),
+        str(value.get("fingerprint", "")),
+    )
