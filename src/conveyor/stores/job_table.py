@@ -4,7 +4,7 @@ The memory store (a dict under a lock) and the file store (files under a transac
 both hold jobs as :class:`~conveyor.job.Job` values and change them in Python. They
 implement the small :class:`JobTable` protocol; :func:`apply` carries out a
 :class:`~conveyor.stores.transitions.Step` on it (the dependents walk lives here, once),
-and :mod:`conveyor.stores.table_ops` writes every job operation over it.
+and :class:`conveyor.stores.table_store.TableStore` writes every job hook over it.
 """
 
 from __future__ import annotations
@@ -100,6 +100,15 @@ def _dependents_rule(step: Step) -> _Rule | None:
     if Effect.FAIL_DEPENDENTS in step.effects:
         return transitions.dependency_failed
     return None
+
+
+def fail_dependents(table: JobTable, job_id: str, now: float) -> None:
+    """Give every blocked job waiting on ``job_id`` (deleted, or dead-lettered outside the
+    rules) its policy, transitively."""
+    for dep_id in table.pop_dependents(job_id):
+        dep = table.job(dep_id)
+        if dep is not None and dep.state is JobState.BLOCKED:
+            apply(table, transitions.dependency_failed(dep, now), now)
 
 
 # enqueue ---------------------------------------------------------------------------------

@@ -9,47 +9,35 @@ to a :class:`MemoryTable`. Nothing survives the process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.job import (
     TERMINAL_STATES,
     WAITING_STATES,
-    EnqueueResult,
-    FailureReason,
     Job,
-    JobError,
     JobState,
-    Lease,
-    NewJob,
     StateCounts,
 )
-from conveyor.stores import table_ops, transitions
 from conveyor.stores.base import (
-    CancelResult,
     Capabilities,
     ClaimParams,
-    Completion,
-    HeartbeatResult,
     JobQuery,
     Page,
     PruneParams,
     PruneResult,
     Record,
-    RescueParams,
-    RescueResult,
-    StageResult,
     StoreInfo,
 )
-from conveyor.stores.front import StoreFront
 from conveyor.stores.job_table import KeyKind, KeyRow, drop_holds_of, drop_orphan_holds
 from conveyor.stores.records import RecordTable
 from conveyor.stores.selection import matches, unique_ids
-from conveyor.stores.transitions import Step
+from conveyor.stores.table_store import TableStore, retention
 
 S = JobState
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -109,7 +97,7 @@ class MemoryTable:
         return dropped
 
 
-class MemoryStore(StoreFront):
+class MemoryStore(TableStore[MemoryTable]):
     """A Store held in this process's memory (reference semantics, no durability)."""
 
     name = "memory"
@@ -121,13 +109,12 @@ class MemoryStore(StoreFront):
         self._table = MemoryTable()
         self._wakeups = 0
 
-    @contextmanager
-    def _step(self) -> Iterator[MemoryTable]:
+    def _atomic(self, work: Callable[[MemoryTable], R]) -> R:
         """Hold the lock for one atomic step; wake waiters if a job became pending."""
         with self._lock:
             table = self._table
             try:
-                yield table
+                return work(table)
             finally:
                 if table.woke:
                     table.woke = False
@@ -148,21 +135,9 @@ class MemoryStore(StoreFront):
         """Memory has no durability."""
         return StoreInfo("memory", "memory://", "none (process memory; lost on exit)", 1)
 
-    # producers ---------------------------------------------------------------------------
-    def _enqueue(
-        self, jobs: Sequence[NewJob], now: float, connection: object | None
-    ) -> list[EnqueueResult]:
-        with self._step() as table:
-            return table_ops.enqueue(table, jobs, now)
-
-    # consumers ---------------------------------------------------------------------------
-    def _claim(self, params: ClaimParams, now: float, lease_now: float | None) -> list[Lease]:
-        with self._step() as table:
-            return table_ops.lease_jobs(table, self._choose(params), params, now)
-
-    def _choose(self, params: ClaimParams) -> list[Job]:
-        """Pending jobs to lease: the named ones, or each queue's by claim order."""
-        jobs = self._table.jobs
+    # finders ---------------------------------------------------------------------------
+    def _choose(self, table: MemoryTable, params: ClaimParams, now: float) -> list[Job]:
+        jobs = table.jobs
         if params.job_ids is not None:
             named = (jobs.get(i) for i in unique_ids(params.job_ids))
             return [j for j in named if j is not None and j.state is S.PENDING][: params.limit]
@@ -176,47 +151,18 @@ class MemoryStore(StoreFront):
             chosen.extend(ready[:room])
         return chosen
 
-    def _heartbeat(
-        self, leases: Sequence[Lease], extend: float, now: float, lease_now: float | None
-    ) -> HeartbeatResult:
-        with self._step() as table:
-            return table_ops.heartbeat(table, leases, extend, now)
+    def _waiting(self, table: MemoryTable) -> list[tuple[float, str]]:
+        return sorted((j.run_at, j.id) for j in table.jobs.values() if j.state in WAITING_STATES)
 
-    def _complete(self, completions: Sequence[Completion], now: float) -> list[str]:
-        with self._step() as table:
-            return table_ops.complete(table, completions, now)
-
-    def _complete_and_claim(
-        self,
-        completions: Sequence[Completion],
-        params: ClaimParams,
-        now: float,
-        lease_now: float | None,
-    ) -> tuple[list[str], list[Lease]]:
-        with self._step() as table:
-            lost = table_ops.complete(table, completions, now) if completions else []
-            if params.limit <= 0:
-                return lost, []
-            return lost, table_ops.lease_jobs(table, self._choose(params), params, now)
-
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
-        with self._step() as table:
-            return table_ops.fail(table, lease, error, retry_at, reason, now)
-
-    def _release(self, lease: Lease, run_at: float | None, now: float) -> None:
-        with self._step() as table:
-            table_ops.release(table, lease, run_at, now)
-
-    def _finish_cancelled(self, lease: Lease, now: float) -> None:
-        with self._step() as table:
-            table_ops.finish_cancelled(table, lease, now)
+    def _expired(self, table: MemoryTable, now: float, limit: int) -> list[str]:
+        expired = sorted(
+            (j.lease_expires_at, j.id)
+            for j in table.jobs.values()
+            if j.state is S.PROCESSING
+            and j.lease_expires_at is not None
+            and j.lease_expires_at < now
+        )
+        return [job_id for _, job_id in expired[:limit]]
 
     def _wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
         """Block on the condition until a step made a job pending, or ``timeout``."""
@@ -226,36 +172,13 @@ class MemoryStore(StoreFront):
             return self._wakeups != seen
 
     # maintenance -------------------------------------------------------------------------
-    def _stage_due(self, now: float, limit: int) -> StageResult:
-        with self._step() as table:
-            waiting = sorted(
-                (j.run_at, j.id) for j in table.jobs.values() if j.state in WAITING_STATES
-            )
-            return table_ops.stage(table, waiting, limit, now)
-
-    def _rescue_expired(
-        self, params: RescueParams, now: float, lease_now: float | None
-    ) -> RescueResult:
-        with self._step() as table:
-            expired = sorted(
-                (j.lease_expires_at, j.id)
-                for j in table.jobs.values()
-                if j.state is S.PROCESSING
-                and j.lease_expires_at is not None
-                and j.lease_expires_at < now
-            )[: params.limit]
-            return table_ops.rescue(table, [job_id for _, job_id in expired], params, now)
-
     def _prune(self, params: PruneParams, now: float) -> PruneResult:
         """Delete terminal jobs past their retention (oldest first) with their key holds,
         except a parent whose chain step is not terminal yet; with ``sweep``, drop
         orphaned key holds and expired records too."""
-        ages = {
-            S.COMPLETED: params.completed_after,
-            S.FAILED: params.failed_after,
-            S.CANCELLED: params.cancelled_after,
-        }
-        with self._step() as table:
+        ages = retention(params)
+        with self._lock:
+            table = self._table
             jobs = table.jobs
             # A chain step reads its parent's result when it runs: keep the parent till then.
             needed = {j.parent_id for j in jobs.values() if j.parent_id and not j.is_terminal}
@@ -306,32 +229,6 @@ class MemoryStore(StoreFront):
                 ):
                     entry.oldest_pending_at = job.run_at
         return [by_queue[q] for q in sorted(by_queue)]
-
-    def _cancel(self, job_ids: Sequence[str], force: bool, now: float) -> CancelResult:
-        with self._step() as table:
-            return table_ops.cancel(table, job_ids, force, now)
-
-    def _retry(self, job_ids: Sequence[str], now: float) -> list[str]:
-        with self._step() as table:
-            return table_ops.retry(table, job_ids, now)
-
-    def _delete(self, job_ids: Sequence[str], now: float) -> int:
-        with self._step() as table:
-            return table_ops.delete(table, job_ids, now)
-
-    def _reprioritize(self, job_ids: Sequence[str], priority: int, now: float) -> list[str]:
-        return self._change_waiting(
-            job_ids, lambda job: transitions.reprioritized(job, priority), now
-        )
-
-    def _move(self, job_ids: Sequence[str], queue: str, now: float) -> list[str]:
-        return self._change_waiting(job_ids, lambda job: transitions.moved(job, queue), now)
-
-    def _change_waiting(
-        self, job_ids: Sequence[str], change: Callable[[Job], Step], now: float
-    ) -> list[str]:
-        with self._step() as table:
-            return table_ops.change_waiting(table, job_ids, change, now)
 
     def _find_ids(self, prefix: str, limit: int) -> list[str]:
         """A scan of every id: the reference, not fast."""

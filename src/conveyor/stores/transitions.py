@@ -63,6 +63,19 @@ def _move_to(job: Job, target: JobState, **changes: Any) -> Job:
     return dataclasses.replace(job, state=target, **changes)
 
 
+def _ended(job: Job, target: JobState, now: float, **changes: Any) -> Job:
+    """The attempt is over at ``now``: the lease goes, and a cancel request with it."""
+    return _move_to(
+        job,
+        target,
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=now,
+        cancel_requested=False,
+        **changes,
+    )
+
+
 # producers -------------------------------------------------------------------------------
 def created(planned: PlannedJob, now: float) -> Step:
     """The stored job of a planned insert (:func:`conveyor.stores.enqueue_plan.plan_enqueue`):
@@ -127,15 +140,7 @@ def renewed(job: Job, *, expires_at: float, now: float) -> Job:
 
 def completed(job: Job, result: bytes | None, now: float) -> Step:
     """Processing -> completed with ``result``; its dependents move one step closer."""
-    done = _move_to(
-        job,
-        S.COMPLETED,
-        result=result,
-        lease_token=None,
-        lease_expires_at=None,
-        finished_at=now,
-        cancel_requested=False,
-    )
+    done = _ended(job, S.COMPLETED, now, result=result)
     return _step(done, Effect.RELEASE_DEPENDENTS)
 
 
@@ -151,16 +156,13 @@ def failed_attempt(
     ``exhausted``) when there is none; the error is appended either way."""
     target = S.RETRYING if retry_at is not None else S.FAILED
     ended = target is S.FAILED
-    job = _move_to(
+    job = _ended(
         job,
         target,
+        now,
         errors=(*job.errors, error),
         run_at=retry_at if retry_at is not None else job.run_at,
-        lease_token=None,
-        lease_expires_at=None,
-        finished_at=now,
         failure_reason=(reason or FailureReason.EXHAUSTED).value if ended else None,
-        cancel_requested=False,
     )
     return _step(job, Effect.FAIL_DEPENDENTS) if ended else _step(job)
 
@@ -186,15 +188,7 @@ def released(job: Job, *, run_at: float | None, now: float) -> Step:
 def cancelled(job: Job, now: float) -> Step:
     """Any active job -> cancelled (a waiting one, a forced cancel, or a handler that
     honoured the request); its dependents get their policy."""
-    done = _move_to(
-        job,
-        S.CANCELLED,
-        lease_token=None,
-        lease_expires_at=None,
-        finished_at=now,
-        failure_reason=FailureReason.CANCELLED.value,
-        cancel_requested=False,
-    )
+    done = _ended(job, S.CANCELLED, now, failure_reason=FailureReason.CANCELLED.value)
     return _step(done, Effect.FAIL_DEPENDENTS)
 
 
@@ -218,17 +212,14 @@ def rescued(job: Job, params: RescueParams, now: float) -> Step:
         params=params,
         now=now,
     )
-    job = _move_to(
+    job = _ended(
         job,
         decision.target,
+        now,
         rescue_count=decision.rescues,
         errors=(*job.errors, decision.error),
         run_at=job.run_at if decision.retry_at is None else decision.retry_at,
-        lease_token=None,
-        lease_expires_at=None,
-        finished_at=now,
         failure_reason=decision.reason,
-        cancel_requested=False,
     )
     return _step(job, Effect.FAIL_DEPENDENTS) if decision.reason else _step(job)
 

@@ -25,29 +25,19 @@ from conveyor.job import (
     TERMINAL_STATES,
     WAITING_STATES,
     EnqueueResult,
-    FailureReason,
     Job,
-    JobError,
     JobState,
-    Lease,
     NewJob,
     StateCounts,
 )
-from conveyor.stores import table_ops, transitions
 from conveyor.stores.base import (
-    CancelResult,
     Capabilities,
     ClaimParams,
-    Completion,
-    HeartbeatResult,
     JobQuery,
     Page,
     PruneParams,
     PruneResult,
     Record,
-    RescueParams,
-    RescueResult,
-    StageResult,
     StoreInfo,
 )
 from conveyor.stores.corrupt import claimable, quarantined
@@ -55,21 +45,20 @@ from conveyor.stores.file import layout
 from conveyor.stores.file import records as file_records
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
-from conveyor.stores.front import StoreFront
-from conveyor.stores.job_table import drop_holds_of, drop_orphan_holds
+from conveyor.stores.job_table import drop_holds_of, drop_orphan_holds, fail_dependents
 from conveyor.stores.selection import matches, unique_ids
-from conveyor.stores.transitions import Step
+from conveyor.stores.table_store import TableStore, retention
 from conveyor.stores.wakeup import WakeChannel
 from conveyor.validation import queue_name
 
 S = JobState
 log = logging.getLogger("conveyor.stores.file")
-T = TypeVar("T")
+R = TypeVar("R")
 
 DURABILITY = "crash-safe (write, fsync, rename, fsync dir)"
 
 
-class FileStore(StoreFront):
+class FileStore(TableStore[Transaction]):
     """A Store kept as files under one directory (see :mod:`conveyor.stores.file.layout`)."""
 
     name = "file"
@@ -152,7 +141,7 @@ class FileStore(StoreFront):
         with self._dir.locked():
             yield
 
-    def _write(self, work: Callable[[Transaction], T]) -> T:
+    def _atomic(self, work: Callable[[Transaction], R]) -> R:
         """Run ``work`` in one transaction under the lock; commit; wake waiters if needed."""
         with self._locked():
             tx = Transaction(self._dir)
@@ -173,54 +162,49 @@ class FileStore(StoreFront):
             queue_name(job.queue)
             if not layout.priority_fits(job.priority):
                 raise InvalidOption("priority", f"{job.priority} is out of range")
-        return self._write(lambda tx: table_ops.enqueue(tx, jobs, now))
+        return super()._enqueue(jobs, now, connection)
 
-    # consumers ---------------------------------------------------------------------------
-    def _claim(self, params: ClaimParams, now: float, lease_now: float | None) -> list[Lease]:
-        return self._write(
-            lambda tx: table_ops.lease_jobs(tx, _choose(tx, params, now), params, now)
-        )
+    # finders (the index markers) -------------------------------------------------------
+    def _choose(self, table: Transaction, params: ClaimParams, now: float) -> list[Job]:
+        """The named jobs, or each queue's from its markers (sorted by name: the claim
+        order). A job whose file cannot be decoded is quarantined instead."""
+        chosen: list[Job] = []
+        if params.job_ids is not None:
+            for job_id in unique_ids(params.job_ids):
+                job = table.job(job_id)
+                if job_id in table.corrupt:
+                    _quarantine(table, job_id, now, None)
+                elif job is not None and job.state is S.PENDING:
+                    chosen.append(job)
+            return chosen[: params.limit]
+        for queue in unique_ids(params.queues):
+            room = params.limit - len(chosen)
+            if room <= 0:
+                break
+            if not layout.is_queue_dir(queue):
+                continue
+            for name in heapq.nsmallest(room, table.marker_names(S.PENDING, queue)):
+                job_id = layout.marker_id(name)
+                job = table.job(job_id)
+                if job_id in table.corrupt:
+                    marker = f"{layout.index_dir(S.PENDING, queue)}/{name}"
+                    _quarantine(table, job_id, now, (queue, marker))
+                elif job is not None and job.state is S.PENDING:
+                    chosen.append(job)
+        return chosen
 
-    def _heartbeat(
-        self, leases: Sequence[Lease], extend: float, now: float, lease_now: float | None
-    ) -> HeartbeatResult:
-        return self._write(lambda tx: table_ops.heartbeat(tx, leases, extend, now))
+    def _waiting(self, table: Transaction) -> list[tuple[float, str]]:
+        waiting: list[tuple[float, str]] = []
+        for state in WAITING_STATES:
+            for queue in table.queues(state):
+                waiting.extend((b, job_id) for _, b, job_id in table.markers(state, queue))
+        return sorted(waiting)
 
-    def _complete(self, completions: Sequence[Completion], now: float) -> list[str]:
-        return self._write(lambda tx: table_ops.complete(tx, completions, now))
-
-    def _complete_and_claim(
-        self,
-        completions: Sequence[Completion],
-        params: ClaimParams,
-        now: float,
-        lease_now: float | None,
-    ) -> tuple[list[str], list[Lease]]:
-        """Both in one transaction: one lock hold, one commit."""
-
-        def work(tx: Transaction) -> tuple[list[str], list[Lease]]:
-            lost = table_ops.complete(tx, completions, now)
-            if params.limit <= 0:
-                return lost, []
-            return lost, table_ops.lease_jobs(tx, _choose(tx, params, now), params, now)
-
-        return self._write(work)
-
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
-        return self._write(lambda tx: table_ops.fail(tx, lease, error, retry_at, reason, now))
-
-    def _release(self, lease: Lease, run_at: float | None, now: float) -> None:
-        self._write(lambda tx: table_ops.release(tx, lease, run_at, now))
-
-    def _finish_cancelled(self, lease: Lease, now: float) -> None:
-        self._write(lambda tx: table_ops.finish_cancelled(tx, lease, now))
+    def _expired(self, table: Transaction, now: float, limit: int) -> list[str]:
+        expired: list[tuple[float, str]] = []
+        for queue in table.queues(S.PROCESSING):
+            expired.extend((b, i) for _, b, i in table.markers(S.PROCESSING, queue) if b < now)
+        return [job_id for _, job_id in sorted(expired)[:limit]]
 
     def _wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
         """Block on the wake-up channel until a commit makes work pending, or ``timeout``."""
@@ -228,32 +212,10 @@ class FileStore(StoreFront):
         return self._wake.wait(timeout)
 
     # maintenance -------------------------------------------------------------------------
-    def _stage_due(self, now: float, limit: int) -> StageResult:
-        def work(tx: Transaction) -> StageResult:
-            waiting: list[tuple[float, str]] = []
-            for state in WAITING_STATES:
-                for queue in tx.queues(state):
-                    waiting.extend((b, job_id) for _, b, job_id in tx.markers(state, queue))
-            return table_ops.stage(tx, sorted(waiting), limit, now)
-
-        return self._write(work)
-
-    def _rescue_expired(
-        self, params: RescueParams, now: float, lease_now: float | None
-    ) -> RescueResult:
-        def work(tx: Transaction) -> RescueResult:
-            expired: list[tuple[float, str]] = []
-            for queue in tx.queues(S.PROCESSING):
-                expired.extend((b, i) for _, b, i in tx.markers(S.PROCESSING, queue) if b < now)
-            oldest = [job_id for _, job_id in sorted(expired)[: params.limit]]
-            return table_ops.rescue(tx, oldest, params, now)
-
-        return self._write(work)
-
     def _prune(self, params: PruneParams, now: float) -> PruneResult:
         """Delete terminal jobs past their retention, except a parent whose chain step is
         not terminal yet; drop orphaned key holds and expired records (counted as orphans)."""
-        return self._write(lambda tx: _prune(tx, params, now))
+        return self._atomic(lambda tx: _prune(tx, params, now))
 
     # management --------------------------------------------------------------------------
     def _read_job(self, job_id: str) -> Job | None:
@@ -301,30 +263,6 @@ class FileStore(StoreFront):
                         entry.oldest_pending_at = min(b for _, b, _ in markers)
         return [by_queue[q] for q in sorted(by_queue)]
 
-    def _cancel(self, job_ids: Sequence[str], force: bool, now: float) -> CancelResult:
-        return self._write(lambda tx: table_ops.cancel(tx, job_ids, force, now))
-
-    def _retry(self, job_ids: Sequence[str], now: float) -> list[str]:
-        return self._write(lambda tx: table_ops.retry(tx, job_ids, now))
-
-    def _delete(self, job_ids: Sequence[str], now: float) -> int:
-        return self._write(lambda tx: table_ops.delete(tx, job_ids, now))
-
-    def _reprioritize(self, job_ids: Sequence[str], priority: int, now: float) -> list[str]:
-        """A pending job's marker is renamed to its new place in the claim order."""
-        return self._change_waiting(
-            job_ids, lambda job: transitions.reprioritized(job, priority), now
-        )
-
-    def _move(self, job_ids: Sequence[str], queue: str, now: float) -> list[str]:
-        """Each marker moves to the new queue's index directory."""
-        return self._change_waiting(job_ids, lambda job: transitions.moved(job, queue), now)
-
-    def _change_waiting(
-        self, job_ids: Sequence[str], change: Callable[[Job], Step], now: float
-    ) -> list[str]:
-        return self._write(lambda tx: table_ops.change_waiting(tx, job_ids, change, now))
-
     def _find_ids(self, prefix: str, limit: int) -> list[str]:
         """One listing of the jobs directory."""
         names = self._dir.listdir(layout.JOBS_DIR)
@@ -350,12 +288,12 @@ class FileStore(StoreFront):
         now: float,
     ) -> Record | None:
         """Compare-and-set in one journalled transaction under the lock."""
-        return self._write(
+        return self._atomic(
             lambda tx: file_records.put(tx, namespace, key, value, expect_version, expires_at, now)
         )
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
-        return self._write(lambda tx: file_records.delete(tx, namespace, key, expect_version))
+        return self._atomic(lambda tx: file_records.delete(tx, namespace, key, expect_version))
 
     def _list_records(self, namespace: str, prefix: str, now: float) -> list[Record]:
         """No lock."""
@@ -363,35 +301,6 @@ class FileStore(StoreFront):
 
 
 # helpers ---------------------------------------------------------------------------------
-def _choose(tx: Transaction, params: ClaimParams, now: float) -> list[Job]:
-    """Pending jobs to lease: the named ones, or each queue's from its markers (sorted by
-    name, which is the claim order). A job whose file cannot be decoded is quarantined."""
-    chosen: list[Job] = []
-    if params.job_ids is not None:
-        for job_id in unique_ids(params.job_ids):
-            job = tx.job(job_id)
-            if job_id in tx.corrupt:
-                _quarantine(tx, job_id, now, None)
-            elif job is not None and job.state is S.PENDING:
-                chosen.append(job)
-        return chosen[: params.limit]
-    for queue in unique_ids(params.queues):
-        room = params.limit - len(chosen)
-        if room <= 0:
-            break
-        if not layout.is_queue_dir(queue):
-            continue
-        for name in heapq.nsmallest(room, tx.marker_names(S.PENDING, queue)):
-            job_id = layout.marker_id(name)
-            job = tx.job(job_id)
-            if job_id in tx.corrupt:
-                marker = f"{layout.index_dir(S.PENDING, queue)}/{name}"
-                _quarantine(tx, job_id, now, (queue, marker))
-            elif job is not None and job.state is S.PENDING:
-                chosen.append(job)
-    return chosen
-
-
 def _quarantine(tx: Transaction, job_id: str, now: float, found_at: tuple[str, str] | None) -> None:
     """Dead-letter a claimed job whose file cannot be decoded (failed, ``corrupt``, the
     decode error recorded), rewriting its file; ``found_at`` is the (queue, marker path)
@@ -412,17 +321,12 @@ def _quarantine(tx: Transaction, job_id: str, now: float, found_at: tuple[str, s
     tx.write_bytes(layout.marker_path(job), b"")
     del tx.corrupt[job_id]
     log.error("job %s quarantined (failed, corrupt): %s", job_id, salvaged.message)
-    table_ops.fail_dependents(tx, job_id, now)
+    fail_dependents(tx, job_id, now)
 
 
 def _prune(tx: Transaction, params: PruneParams, now: float) -> PruneResult:
-    ages = {
-        S.COMPLETED: params.completed_after,
-        S.FAILED: params.failed_after,
-        S.CANCELLED: params.cancelled_after,
-    }
     doomed: list[tuple[float, str]] = []
-    for state, age in ages.items():
+    for state, age in retention(params).items():
         if age is None:
             continue
         for queue in tx.queues(state):
