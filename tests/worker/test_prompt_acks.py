@@ -12,7 +12,7 @@ from conveyor import App, JobState
 from conveyor.clock import FakeClock
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.job import Lease
-from conveyor.stores.base import Completion
+from conveyor.stores.base import ClaimParams, Completion
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.consumer import Worker
 
@@ -30,9 +30,18 @@ class CountingStore(MemoryStore):
         self.write_time = 0.0
 
     def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
+        self._write(completions)
+        return super().complete(completions, now=now)
+
+    def complete_and_claim(
+        self, completions: Sequence[Completion], params: ClaimParams
+    ) -> tuple[list[str], list[Lease]]:
+        self._write(completions)
+        return super().complete_and_claim(completions, params)
+
+    def _write(self, completions: Sequence[Completion]) -> None:
         self.batches.append(len(completions))
         self.fake_clock.advance(self.write_time)
-        return super().complete(completions, now=now)  # complete_and_claim calls it too
 
 
 @pytest.fixture

@@ -259,7 +259,7 @@ def test_corrupt_payload_is_quarantined_never_run(app: App) -> None:
     assert job is not None
     flipped = bytearray(job.payload)
     flipped[len(flipped) // 2] ^= 0x01
-    store._jobs[job.id] = dataclasses.replace(job, payload=bytes(flipped))
+    store._table.jobs[job.id] = dataclasses.replace(job, payload=bytes(flipped))
     worker(app).run()
     info = app.get_job(handle.id)
     assert not ran

@@ -32,7 +32,7 @@ from conveyor.stores.base import (
     StoreInfo,
 )
 from conveyor.stores.job_table import KeyKind, KeyRow, drop_holds_of, drop_orphan_holds
-from conveyor.stores.records import RecordTable
+from conveyor.stores.records import RecordTable, proposal
 from conveyor.stores.selection import matches, unique_ids
 from conveyor.stores.table_store import TableStore, retention
 
@@ -251,7 +251,8 @@ class MemoryStore(TableStore[MemoryTable]):
         now: float,
     ) -> Record | None:
         with self._lock:
-            return self._table.records.put(namespace, key, value, expect_version, expires_at, now)
+            proposed = proposal(namespace, key, value, expires_at)
+            return self._table.records.put(proposed, expect_version, now)
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
         with self._lock:

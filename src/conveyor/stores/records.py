@@ -8,6 +8,7 @@ dict under its own lock) uses.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -64,25 +65,25 @@ def live(row: Record | None, now: float) -> Record | None:
 
 
 def compare_and_set(
-    stored: Record | None,
-    namespace: str,
-    key: str,
-    value: bytes,
-    expect_version: int | None,
-    expires_at: float | None,
-    now: float,
+    stored: Record | None, proposed: Record, expect_version: int | None, now: float
 ) -> Record | None:
-    """The record to write over ``stored`` (live or expired), or None on conflict: with no
-    ``expect_version`` only when no live record exists, else only over that version. The
-    version counts on from the stored record, expired or not."""
+    """``proposed`` as it is to be written over ``stored`` (live or expired), or None on
+    conflict: with no ``expect_version`` only when no live record exists, else only over
+    that version. The version (``proposed``'s is ignored) counts on from the stored
+    record, expired or not."""
     current = live(stored, now)
     if expect_version is None and current is not None:
         return None
     if expect_version is not None and (current is None or current.version != expect_version):
         return None
     version = (stored.version if stored is not None else 0) + 1
-    expiry = None if expires_at is None else float(expires_at)
-    return Record(namespace, key, value, version, expiry)
+    expiry = None if proposed.expires_at is None else float(proposed.expires_at)
+    return dataclasses.replace(proposed, version=version, expires_at=expiry)
+
+
+def proposal(namespace: str, key: str, value: bytes, expires_at: float | None) -> Record:
+    """The record a put asks for, before :func:`compare_and_set` gives it its version."""
+    return Record(namespace, key, value, 0, expires_at)
 
 
 def deletable(stored: Record | None, expect_version: int | None) -> bool:
@@ -105,20 +106,12 @@ class RecordTable:
         """The live record, or None."""
         return live(self.rows.get((namespace, key)), now)
 
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
-    ) -> Record | None:
+    def put(self, proposed: Record, expect_version: int | None, now: float) -> Record | None:
         """Compare-and-set (see :meth:`conveyor.stores.base.Store.put_record`)."""
-        stored = self.rows.get((namespace, key))
-        record = compare_and_set(stored, namespace, key, value, expect_version, expires_at, now)
+        where = (proposed.namespace, proposed.key)
+        record = compare_and_set(self.rows.get(where), proposed, expect_version, now)
         if record is not None:
-            self.rows[(namespace, key)] = record
+            self.rows[where] = record
         return record
 
     def delete(self, namespace: str, key: str, expect_version: int | None) -> bool:

@@ -107,19 +107,11 @@ def list_live(directory: Directory, namespace: str, prefix: str, now: float) -> 
 
 
 # writes (in a transaction, under the lock) -----------------------------------------------
-def put(
-    tx: Transaction,
-    namespace: str,
-    key: str,
-    value: bytes,
-    expect_version: int | None,
-    expires_at: float | None,
-    now: float,
-) -> Record | None:
+def put(tx: Transaction, proposed: Record, expect_version: int | None, now: float) -> Record | None:
     """Compare-and-set (see :meth:`conveyor.stores.base.Store.put_record`)."""
-    rel = layout.record_path(namespace, key)
-    stored = _decode_at(tx.read_bytes(rel), namespace, key)
-    record = compare_and_set(stored, namespace, key, value, expect_version, expires_at, now)
+    rel = layout.record_path(proposed.namespace, proposed.key)
+    stored = _decode_at(tx.read_bytes(rel), proposed.namespace, proposed.key)
+    record = compare_and_set(stored, proposed, expect_version, now)
     if record is not None:
         tx.write_bytes(rel, encode_record(record))
     return record

@@ -46,6 +46,7 @@ from conveyor.stores.file import records as file_records
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
 from conveyor.stores.job_table import drop_holds_of, drop_orphan_holds, fail_dependents
+from conveyor.stores.records import proposal
 from conveyor.stores.selection import matches, unique_ids
 from conveyor.stores.table_store import TableStore, retention
 from conveyor.stores.wakeup import WakeChannel
@@ -288,9 +289,8 @@ class FileStore(TableStore[Transaction]):
         now: float,
     ) -> Record | None:
         """Compare-and-set in one journalled transaction under the lock."""
-        return self._atomic(
-            lambda tx: file_records.put(tx, namespace, key, value, expect_version, expires_at, now)
-        )
+        proposed = proposal(namespace, key, value, expires_at)
+        return self._atomic(lambda tx: file_records.put(tx, proposed, expect_version, now))
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
         return self._atomic(lambda tx: file_records.delete(tx, namespace, key, expect_version))
