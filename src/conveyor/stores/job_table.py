@@ -77,21 +77,27 @@ _Rule = Callable[[Job, float], Step]
 def apply(table: JobTable, step: Step, now: float) -> None:
     """Store the step's job and carry out its effects: waiting workers woken, dependents
     released or failed by their policy (transitively), each read when its turn comes."""
-    work: list[Step | tuple[_Rule, str]] = [step]
+    table.put(step.job)
+    if not step.effects:
+        return
+    if Effect.WAKE in step.effects:
+        table.wake()
+    rule = _dependents_rule(step)
+    if rule is None:
+        return
+    work = [(rule, d) for d in table.pop_dependents(step.job.id)]
     while work:
-        item = work.pop()
-        if isinstance(item, tuple):
-            rule, dep_id = item
-            dep = table.job(dep_id)
-            if dep is None or dep.state is not JobState.BLOCKED:
-                continue
-            item = rule(dep, now)
-        table.put(item.job)
-        if Effect.WAKE in item.effects:
+        rule, dep_id = work.pop()
+        dep = table.job(dep_id)
+        if dep is None or dep.state is not JobState.BLOCKED:
+            continue
+        follow = rule(dep, now)
+        table.put(follow.job)
+        if Effect.WAKE in follow.effects:
             table.wake()
-        rule_for_dependents = _dependents_rule(item)
-        if rule_for_dependents is not None:
-            work.extend((rule_for_dependents, d) for d in table.pop_dependents(item.job.id))
+        next_rule = _dependents_rule(follow)
+        if next_rule is not None:
+            work.extend((next_rule, d) for d in table.pop_dependents(dep_id))
 
 
 def _dependents_rule(step: Step) -> _Rule | None:

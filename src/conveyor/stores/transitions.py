@@ -54,8 +54,14 @@ class Step:
 
 def _step(job: Job, *effects: Effect) -> Step:
     """A step; one that leaves the job pending always wakes waiters."""
+    if not effects:  # most steps: no new set built on the hot path
+        return Step(job, _WAKE_ONLY if job.state is S.PENDING else _NONE)
     wake = (Effect.WAKE,) if job.state is S.PENDING else ()
     return Step(job, frozenset((*effects, *wake)))
+
+
+_NONE: frozenset[Effect] = frozenset()
+_WAKE_ONLY = frozenset({Effect.WAKE})
 
 
 def _move_to(job: Job, target: JobState, **changes: Any) -> Job:
@@ -252,7 +258,7 @@ def unblocked(dependent: Job, now: float) -> Step:
     job becomes pending, or scheduled when its ``run_at`` is ahead."""
     left = max(dependent.blocked_by - 1, 0)
     if left:
-        return Step(dataclasses.replace(dependent, blocked_by=left), frozenset())
+        return Step(dataclasses.replace(dependent, blocked_by=left), _NONE)
     target = S.SCHEDULED if dependent.run_at > now else S.PENDING
     return _step(_move_to(dependent, target, blocked_by=0))
 
