@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from conveyor.clock import Clock, SystemClock
-from conveyor.job import (
-    TERMINAL_STATES,
-    WAITING_STATES,
-    Job,
-    JobState,
-    StateCounts,
-)
+from conveyor.job import TERMINAL_STATES, WAITING_STATES, Job, JobState, StateCounts
 from conveyor.stores.base import (
     Capabilities,
     ClaimParams,

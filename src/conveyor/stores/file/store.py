@@ -3,9 +3,10 @@
 Every state change is one :class:`~conveyor.stores.file.transaction.Transaction` run under
 an exclusive ``flock`` and committed through a journal (write, ``fsync``, rename,
 ``fsync`` of the directory), so it is atomic across processes and survives a crash.
-Reads of single jobs, searches and the node list take no lock: files only ever appear
-complete, by ``rename``. Semantics follow :mod:`conveyor.stores.base` and the reference
-:class:`~conveyor.stores.memory.MemoryStore`.
+Reads of single jobs, searches and records (the node registry too) take no lock: files
+only ever appear complete, by ``rename``. The job hooks and their rules are those of
+:class:`~conveyor.stores.table_store.TableStore`, shared with the memory store; this
+module gives the transaction and finds jobs by the index markers.
 """
 
 from __future__ import annotations
