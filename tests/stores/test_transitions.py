@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from conveyor.clock import FakeClock
+from conveyor.errors import IllegalTransition
 from conveyor.job import DependencyPolicy, FailureReason, Job, JobState, Lease, NewJob
 from conveyor.stores import transitions
 from conveyor.stores.base import ClaimParams, Completion, RescueParams, Store
 from conveyor.stores.enqueue_plan import Stored, plan_enqueue
-from conveyor.stores.transitions import Step
+from conveyor.stores.transitions import Effect, Step
 
 from .support import add, error_for, must_get, new_job
 
@@ -350,3 +351,40 @@ def _waiting(store: Store, clock: FakeClock, state: JobState) -> str:
     if state is S.BLOCKED:
         return add(store, depends_on=(add(store),))
     return add(store)
+
+
+# the rules themselves --------------------------------------------------------------------
+
+
+def _pure_job(state: JobState) -> Job:
+    return Job(id="j", queue="default", task="t", payload=b"", state=state)
+
+
+@pytest.mark.parametrize(
+    ("rule", "state"),
+    [
+        (lambda job: transitions.completed(job, None, 1.0), S.PENDING),
+        (lambda job: transitions.released(job, run_at=None, now=1.0), S.COMPLETED),
+        (lambda job: transitions.cancelled(job, 1.0), S.FAILED),
+        (lambda job: transitions.retried(job, 1.0), S.PENDING),
+        (lambda job: transitions.staged(job), S.COMPLETED),
+        (lambda job: transitions.rescued(job, RescueParams(), 1.0), S.PENDING),
+        (
+            lambda job: transitions.claimed(job, worker_id="w", token="t", expires_at=2.0, now=1.0),
+            S.COMPLETED,
+        ),
+    ],
+)
+def test_a_rule_refuses_an_illegal_move(rule: Callable[[Job], object], state: JobState) -> None:
+    with pytest.raises(IllegalTransition):
+        rule(_pure_job(state))
+
+
+def test_effects_say_what_follows() -> None:
+    running = _pure_job(S.PROCESSING)
+    assert transitions.completed(running, None, 1.0).effects == {Effect.RELEASE_DEPENDENTS}
+    assert transitions.cancelled(running, 1.0).effects == {Effect.FAIL_DEPENDENTS}
+    assert transitions.released(running, run_at=None, now=1.0).effects == {Effect.WAKE}
+    assert transitions.released(running, run_at=5.0, now=1.0).effects == set()
+    blocked = dataclasses.replace(_pure_job(S.BLOCKED), blocked_by=1, run_at=1.0)
+    assert transitions.unblocked(blocked, 1.0).effects == {Effect.WAKE}
