@@ -69,6 +69,16 @@ def test_enqueue_stores_the_created_job(store: Store, clock: FakeClock, late: bo
     _check(store, job.id, transitions.created(planned, now))
 
 
+def test_claim_of_a_repeated_id_leases_the_job_once(store: Store, clock: FakeClock) -> None:
+    job_id = add(store)
+    params = ClaimParams(queues=["default"], worker_id="w", limit=5, job_ids=[job_id, job_id])
+
+    leases = store.claim(params)
+
+    assert [lease.job_id for lease in leases] == [job_id]
+    assert must_get(store, job_id).lease_token == leases[0].token
+
+
 @pytest.mark.parametrize("history", [False, True], ids=["fresh", "after-a-failure"])
 def test_claim(store: Store, clock: FakeClock, history: bool) -> None:
     job_id = add(store)
