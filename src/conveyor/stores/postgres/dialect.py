@@ -14,7 +14,6 @@ from typing import Any, Final
 
 import psycopg
 
-from conveyor.errors import InvalidOption
 from conveyor.job import JobError, Lease
 from conveyor.stores.base import Completion
 from conveyor.stores.sql.dialect import Cursor, Dialect, escape_like
@@ -115,13 +114,7 @@ class PostgresDialect(Dialect):
         return list(ids) or None
 
     def encode_tags(self, tags: Sequence[str]) -> list[str] | None:
-        """Tags as a ``text[]`` value (None when there are none).
-
-        Commas are refused as by the other drivers, so a job moves between stores unchanged.
-        """
-        for tag in tags:
-            if "," in tag:
-                raise InvalidOption("tags", f"{tag!r} contains a comma")
+        """Tags as a ``text[]`` value (None when there are none)."""
         return list(tags) if tags else None
 
     def decode_ids(self, value: Any) -> tuple[str, ...]:

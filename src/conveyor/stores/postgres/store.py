@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import os
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -35,7 +34,7 @@ from conveyor.clock import Clock
 from conveyor.errors import ConfigurationError, LeaseLost
 from conveyor.job import EnqueueResult, Lease, NewJob
 from conveyor.stores import redact
-from conveyor.stores.base import Capabilities, Completion, StoreInfo
+from conveyor.stores.base import Completion, StoreInfo
 from conveyor.stores.postgres import schema
 from conveyor.stores.postgres.connection import (
     DEFAULT_SCHEMA,
@@ -46,6 +45,7 @@ from conveyor.stores.postgres.connection import (
 )
 from conveyor.stores.postgres.dialect import NOTIFY, POSTGRES_SQL
 from conveyor.stores.server_clock import ServerClock
+from conveyor.stores.sql import forks
 from conveyor.stores.sql.enqueue import enqueue_batch
 from conveyor.stores.sql.operations import complete_jobs
 from conveyor.stores.sql.store import SqlStore, any_pending
@@ -53,26 +53,11 @@ from conveyor.stores.sql.store import SqlStore, any_pending
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Pools and connections inherited through fork: never used and never closed in the child
-# (closing would send a Terminate message on the parent's socket); kept referenced so
-# garbage collection cannot close them either.
-_INHERITED: list[object] = []
-_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_STORES):
-        store._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 class PostgresStore(SqlStore):
     """A Store in one PostgreSQL schema, safe for many processes, threads and hosts."""
 
     name = "postgresql"
-    capabilities = Capabilities(transactional_enqueue=True, blocking_wait=True, shared=True)
     sql = POSTGRES_SQL
 
     def __init__(
@@ -101,7 +86,7 @@ class PostgresStore(SqlStore):
         self._local = threading.local()
         self._listeners: list[tuple[int, Connection[Any]]] = []
         self._closed_generation = 0
-        _STORES.add(self)
+        forks.track(self)
 
     @classmethod
     def from_dsn(cls, dsn: str, clock: Clock | None = None) -> PostgresStore:
@@ -149,8 +134,8 @@ class PostgresStore(SqlStore):
         self._lock = threading.Lock()
         self._local = threading.local()
         if self._pool_obj is not None:
-            _INHERITED.append(self._pool_obj)
-        _INHERITED.extend(conn for _, conn in self._listeners)
+            forks.retire(self._pool_obj)
+        forks.retire(*(conn for _, conn in self._listeners))
         self._pool_obj = None
         self._listeners = []
         self._pid = os.getpid()

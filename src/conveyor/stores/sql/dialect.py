@@ -121,7 +121,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def encode_tags(self, tags: Sequence[str]) -> Any:
-        """A job's tags as stored (None when none)."""
+        """A job's tags as stored (None when none); no tag contains a comma."""
 
     @abstractmethod
     def decode_ids(self, value: Any) -> tuple[str, ...]:

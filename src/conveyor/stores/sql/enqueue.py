@@ -152,7 +152,7 @@ def _row(sql: Statements, planned: PlannedJob, now: float, inline: bool) -> tupl
         len(planned.open_deps),
         job.on_dependency_failure.value,
         job.parent_id,
-        d.encode_tags(job.tags),
+        d.encode_tags(_checked_tags(job.tags)),
         job.unique_key,
         job.idempotency_key,
         job.task_version,
@@ -166,3 +166,12 @@ def _row(sql: Statements, planned: PlannedJob, now: float, inline: bool) -> tupl
         now if reason else None,
         None,
     )
+
+
+def _checked_tags(tags: Sequence[str]) -> Sequence[str]:
+    """Refuse a comma in a tag, as every driver does, so a job moves between stores
+    unchanged (SQLite stores tags comma-separated)."""
+    for tag in tags:
+        if "," in tag:
+            raise InvalidOption("tags", f"{tag!r} contains a comma")
+    return tags

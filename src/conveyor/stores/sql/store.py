@@ -27,6 +27,7 @@ from conveyor.job import (
 from conveyor.stores import controls
 from conveyor.stores.base import (
     CancelResult,
+    Capabilities,
     ClaimParams,
     Completion,
     HeartbeatResult,
@@ -60,6 +61,8 @@ def any_pending(results: list[EnqueueResult]) -> bool:
 class SqlStore(StoreFront):
     """The job, record and control hooks over a SQL database; see the module docstring."""
 
+    capabilities = Capabilities(transactional_enqueue=True, blocking_wait=True, shared=True)
+    """Both SQL stores join a caller's transaction, block waiting, and are shared."""
     sql: Statements
 
     # how a driver runs a transaction ------------------------------------------------------

@@ -13,14 +13,14 @@ import contextlib
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
 from conveyor.clock import Clock, SystemClock
 from conveyor.errors import ConfigurationError, StoreUnavailable
 from conveyor.job import EnqueueResult, NewJob
-from conveyor.stores.base import Capabilities, StoreInfo
+from conveyor.stores.base import StoreInfo
+from conveyor.stores.sql import forks
 from conveyor.stores.sql.dialect import Cursor
 from conveyor.stores.sql.enqueue import enqueue_batch
 from conveyor.stores.sql.store import SqlStore, any_pending
@@ -43,25 +43,11 @@ T = TypeVar("T")
 
 _SAVEPOINT = "conveyor_enqueue"
 
-# Connections inherited through fork: never used and never closed in the child (closing
-# could disturb the parent's locks); kept referenced so garbage collection cannot either.
-_INHERITED: list[sqlite3.Connection] = []
-_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_STORES):
-        store._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 class SQLiteStore(SqlStore):
     """A Store in one SQLite database file (WAL), safe for many processes and threads."""
 
     name = "sqlite"
-    capabilities = Capabilities(transactional_enqueue=True, blocking_wait=True, shared=True)
     sql = SQLITE_SQL
 
     def __init__(
@@ -84,7 +70,7 @@ class SQLiteStore(SqlStore):
         self._wake = WakeChannel(self.path)
         self._gate = WriterGate(self.path)
         self._checkpointer: Checkpointer | None = None
-        _STORES.add(self)
+        forks.track(self)
 
     @classmethod
     def from_dsn(cls, dsn: str, clock: Clock | None = None) -> SQLiteStore:
@@ -134,7 +120,7 @@ class SQLiteStore(SqlStore):
     def _drop_inherited(self, pid: int) -> None:
         """Set aside connections opened by another process (we are a forked child)."""
         if any(owner != pid for owner, _ in self._connections):
-            _INHERITED.extend(c for owner, c in self._connections if owner != pid)
+            forks.retire(*(c for owner, c in self._connections if owner != pid))
             self._connections = [(o, c) for o, c in self._connections if o == pid]
 
     def _after_fork(self) -> None:
@@ -238,7 +224,7 @@ class SQLiteStore(SqlStore):
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             else:
-                _INHERITED.append(conn)
+                forks.retire(conn)
         self._local.held = None
         self._wake.close()
         self._gate.close()
