@@ -24,10 +24,10 @@ from conveyor.errors import ConfigurationError, LeaseLost, StoreUnavailable
 from conveyor.ids import IdGenerator
 from conveyor.job import JobError, JobState, NewJob
 from conveyor.stores import open_store
-from conveyor.stores.base import ClaimParams, Completion, PruneParams
+from conveyor.stores.base import ClaimParams, Completion, NodeInfo, PruneParams
 from conveyor.stores.postgres import PostgresStore
-from conveyor.stores.postgres import queries as q
 from conveyor.stores.postgres.connection import parse_dsn
+from conveyor.stores.postgres.dialect import POSTGRES_SQL
 from conveyor.stores.postgres.schema import latest_version
 
 _IDS = IdGenerator()
@@ -142,6 +142,23 @@ def test_migrations_are_idempotent(store: PostgresStore, postgres_dsn: str) -> N
     with psycopg.connect(_server_dsn(postgres_dsn)) as conn:
         rows = conn.execute(f'SELECT version FROM "{store.schema}".schema_migrations').fetchall()
     assert [r[0] for r in rows] == list(range(1, latest_version() + 1))
+
+
+def test_version_4_drops_the_nodes_table_and_nodes_live_on_records(
+    store: PostgresStore, postgres_dsn: str
+) -> None:
+    store.register_node(NodeInfo(id="n", host="h", pid=1, queues=("default",)), now=7.0)
+
+    with psycopg.connect(_server_dsn(postgres_dsn)) as conn:
+        table = conn.execute("SELECT to_regclass(%s)", (f'"{store.schema}".nodes',)).fetchone()
+        record = conn.execute(
+            f'SELECT key FROM "{store.schema}".records WHERE namespace = %s', ("node",)
+        ).fetchall()
+
+    assert latest_version() >= 4
+    assert table == (None,)
+    assert record == [("n",)]
+    assert [(n.id, n.heartbeat_at) for n in store.list_nodes()] == [("n", 7.0)]
 
 
 def test_concurrent_migrators_serialise(postgres_dsn: str) -> None:
@@ -388,7 +405,7 @@ def test_prune_keeps_a_job_retried_while_it_was_being_pruned(
     outcome: list[object] = []
     with psycopg.connect(_server_dsn(postgres_dsn)) as operator:
         operator.execute(f'SET search_path TO "{store.schema}"')
-        retried = operator.execute(q.RETRY, (store.clock.now(), failed.id)).rowcount
+        retried = operator.execute(POSTGRES_SQL.retry, (store.clock.now(), failed.id)).rowcount
         assert retried == 1  # the row is locked until the operator commits
 
         def prune() -> None:

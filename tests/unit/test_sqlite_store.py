@@ -34,8 +34,9 @@ from conveyor.stores.base import (
     RescueParams,
     WorkerInfo,
 )
-from conveyor.stores.sqlite import SQLiteStore, queries, rows, schema
+from conveyor.stores.sqlite import SQLiteStore, dialect, schema
 from conveyor.stores.sqlite.connection import parse_dsn
+from conveyor.stores.sqlite.dialect import SQLITE_SQL
 from conveyor.stores.wakeup import WakeChannel
 
 S = JobState
@@ -280,12 +281,12 @@ def test_the_claim_walks_the_claim_index_without_sorting(store: SQLiteStore) -> 
     conn = store._conn()
 
     plan = " | ".join(
-        row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {queries.CLAIM_QUEUE_PLAN}", ("d", 5))
+        row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {dialect.CLAIM_QUEUE_PLAN}", ("d", 5))
     )
     update_plan = " | ".join(
         row[3]
         for row in conn.execute(
-            f"EXPLAIN QUERY PLAN {queries.CLAIM_QUEUE}", (1.0, "w", 1.0, "d", 5)
+            f"EXPLAIN QUERY PLAN {SQLITE_SQL.claim_queue}", (1.0, "w", 1.0, 1.0, "d", 5)
         )
     )
 
@@ -301,9 +302,13 @@ def test_maintenance_queries_use_their_partial_indexes(store: SQLiteStore) -> No
     def plan(sql: str, params: tuple[Any, ...]) -> str:
         return " | ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
-    assert "jobs_due" in plan(queries.STAGE, (1.0, 10))
-    assert "jobs_lease" in plan(queries.EXPIRED, (1.0, 10))
-    assert "jobs_finished" in plan(queries.PRUNE_CANDIDATES, ("completed", 1.0, 10))
+    assert "jobs_due" in plan(SQLITE_SQL.stage, (1.0, 10))
+    assert "jobs_due" in plan(SQLITE_SQL.next_due, ())
+    assert "jobs_lease" in plan(SQLITE_SQL.expired, (1.0, 10))
+    assert "jobs_finished" in plan(SQLITE_SQL.prune_candidates, ("completed", 1.0, 10))
+    assert "jobs_finished" in plan(SQLITE_SQL.prune_count, ("completed", 1.0))
+    assert "jobs_live_steps" in plan(SQLITE_SQL.prune_count, ("completed", 1.0))
+    assert "jobs_claim" in plan(SQLITE_SQL.oldest_pending, ())
 
 
 # hot paths ---------------------------------------------------------------------------------
@@ -319,7 +324,7 @@ def test_each_claimed_job_gets_its_own_random_token(store: SQLiteStore) -> None:
 
 
 def test_complete_handles_batches_larger_than_one_statement(store: SQLiteStore) -> None:
-    count = queries.COMPLETE_CHUNK * 2 + 7
+    count = dialect.COMPLETE_CHUNK * 2 + 7
     store.enqueue([job() for _ in range(count)])
     leases = claim(store, limit=count)
     stale = leases[5]
@@ -767,7 +772,7 @@ def test_four_processes_claim_every_job_exactly_once(store: SQLiteStore, tmp_pat
 
 
 # node registry -----------------------------------------------------------------------------
-def test_a_version_1_database_is_upgraded_to_the_node_registry(db_path: str) -> None:
+def test_a_version_1_database_is_upgraded_and_keeps_nodes_on_records(db_path: str) -> None:
     raw = sqlite3.connect(db_path, isolation_level=None)
     try:
         assert schema.migrate(raw, schema.load_migrations()[:1]) == 1
@@ -783,12 +788,12 @@ def test_a_version_1_database_is_upgraded_to_the_node_registry(db_path: str) -> 
     store = SQLiteStore(db_path, clock=FakeClock())
     try:
         latest = schema.latest_version()
-        assert store.info().schema_version == latest >= 2
+        assert store.info().schema_version == latest >= 6
         conn = store._conn()
         ledger = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
         assert ledger == list(range(1, latest + 1))
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"nodes", "nodes_heartbeat"} <= names
+        assert not {"nodes", "nodes_heartbeat"} & names  # version 6 moved nodes to records
         old = store.get("old-job")
         assert old is not None and old.state is S.PENDING
         store.register_node(NodeInfo(id="n", host="h", pid=1, queues=("default",)))
@@ -797,16 +802,34 @@ def test_a_version_1_database_is_upgraded_to_the_node_registry(db_path: str) -> 
         store.close()
 
 
-def test_node_rows_keep_the_whole_node_as_json(store: SQLiteStore) -> None:
+def test_the_nodes_table_of_version_2_is_dropped_by_version_6(db_path: str) -> None:
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert schema.migrate(raw, schema.load_migrations()[:5]) == 5
+        raw.execute("INSERT INTO nodes VALUES ('n', 1.0, 2.0, '{}')")
+        assert schema.migrate(raw) == schema.latest_version() >= 6
+        names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}
+    finally:
+        raw.close()
+
+    assert "0006_drop_nodes.sql" in [m.name for m in schema.load_migrations()]
+    assert not {"nodes", "nodes_heartbeat"} & names
+
+
+def test_node_records_keep_the_whole_node_as_json(store: SQLiteStore) -> None:
     worker = WorkerInfo(id="w", pid=2, state="busy", current_job="j1", rss_bytes=1 << 40)
     node = NodeInfo(id="n", host="h", pid=1, queues=("a",), started_at=5.5, workers=(worker,))
     store.register_node(node, now=9.25)
 
-    row = store._conn().execute("SELECT id, started_at, heartbeat_at, data FROM nodes").fetchone()
+    row = (
+        store._conn()
+        .execute("SELECT key, value, expires_at FROM records WHERE namespace = 'node'")
+        .fetchone()
+    )
 
-    assert row[:3] == ("n", 5.5, 9.25)
-    data = json.loads(row[3])
-    assert data["heartbeat_at"] == 9.25
+    assert row[0] == "n" and row[2] is None
+    data = json.loads(row[1])
+    assert (data["started_at"], data["heartbeat_at"]) == (5.5, 9.25)
     assert data["workers"] == [dataclasses.asdict(worker)]
 
 
@@ -829,20 +852,10 @@ def test_node_documents_tolerate_fields_they_do_not_know() -> None:
     )
 
 
-def test_node_pruning_uses_the_heartbeat_index(store: SQLiteStore) -> None:
-    conn = store._conn()
-
-    plan = " | ".join(
-        r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {queries.PRUNE_NODES}", (1.0,))
-    )
-
-    assert "nodes_heartbeat" in plan
-
-
 def test_large_payloads_live_apart_and_leave_with_their_job(
     store: SQLiteStore, db_path: str
 ) -> None:
-    big = job(payload=os.urandom(rows.INLINE_PAYLOAD_MAX + 1))
+    big = job(payload=os.urandom(dialect.INLINE_PAYLOAD_MAX + 1))
     small = job(payload=b"tiny")
     store.enqueue([big, small])
     with sqlite3.connect(db_path) as raw:

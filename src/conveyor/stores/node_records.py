@@ -1,4 +1,4 @@
-"""A node registry entry as one JSON document (SQLite, Redis and File keep it so).
+"""A node registry entry as one JSON document (the store front keeps it on records).
 
 Unknown keys (from a newer version) are ignored and missing optional ones take their
 defaults, so mixed versions can share a store.

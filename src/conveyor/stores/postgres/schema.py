@@ -8,19 +8,15 @@ finds the ledger up to date and does nothing. A schema newer than the code is re
 
 from __future__ import annotations
 
-import functools
-import re
 import time
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from psycopg import Connection, sql
 
 from conveyor.errors import ConfigurationError
+from conveyor.stores.sql import migration_files
 
 MIGRATIONS_PACKAGE = "conveyor.stores.postgres.migrations"
-_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 _CREATE_LEDGER = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -28,33 +24,9 @@ _CREATE_LEDGER = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: its version, file name and SQL text."""
-
-    version: int
-    name: str
-    sql: str
-
-
-@functools.cache
-def load_migrations(package: str = MIGRATIONS_PACKAGE) -> tuple[Migration, ...]:
-    """The package's migrations in version order; versions must run 1, 2, 3, … without gaps."""
-    found: list[Migration] = []
-    for entry in resources.files(package).iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match and entry.is_file():
-            found.append(Migration(int(match[1]), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        names = ", ".join(m.name for m in found) or "none"
-        raise RuntimeError(f"{package}: migrations must be numbered 0001, 0002, …; found {names}")
-    return tuple(found)
-
-
 def latest_version() -> int:
     """The version the code expects the database to have."""
-    steps = load_migrations()
+    steps = migration_files.load(MIGRATIONS_PACKAGE)
     return steps[-1].version if steps else 0
 
 
@@ -72,7 +44,7 @@ def migrate(conn: Connection[Any], schema: str) -> int:
 
     Commits on success; cheap when up to date (a lock and one read of the ledger).
     """
-    steps = load_migrations()
+    steps = migration_files.load(MIGRATIONS_PACKAGE)
     with conn.transaction():
         conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",

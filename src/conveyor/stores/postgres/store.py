@@ -21,49 +21,21 @@ import contextlib
 import hashlib
 import os
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
-from psycopg import Connection, Cursor, sql
+from psycopg import Connection, Cursor
+from psycopg import sql as pg_sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from conveyor.clock import Clock
 from conveyor.errors import ConfigurationError, LeaseLost
-from conveyor.job import (
-    EnqueueResult,
-    FailureReason,
-    Job,
-    JobError,
-    JobState,
-    Lease,
-    NewJob,
-    StateCounts,
-    check_transition,
-)
-from conveyor.stores import base, controls, redact
-from conveyor.stores.base import (
-    CancelResult,
-    Capabilities,
-    ClaimParams,
-    Completion,
-    HeartbeatResult,
-    JobQuery,
-    NodeInfo,
-    Page,
-    PruneParams,
-    PruneResult,
-    Record,
-    RescueParams,
-    RescueResult,
-    StageResult,
-    StoreInfo,
-)
-from conveyor.stores.postgres import controls as pg_controls
-from conveyor.stores.postgres import queries as q
-from conveyor.stores.postgres import records, schema
+from conveyor.job import EnqueueResult, Lease, NewJob
+from conveyor.stores import redact
+from conveyor.stores.base import Completion, StoreInfo
+from conveyor.stores.postgres import schema
 from conveyor.stores.postgres.connection import (
     DEFAULT_SCHEMA,
     check_identifier,
@@ -71,56 +43,22 @@ from conveyor.stores.postgres.connection import (
     parse_dsn,
     unavailable,
 )
-from conveyor.stores.postgres.dependencies import propagate_failure
-from conveyor.stores.postgres.enqueue import enqueue_batch
-from conveyor.stores.postgres.operations import (
-    cancel_jobs,
-    claim_jobs,
-    complete_jobs,
-    delete_jobs,
-    heartbeat_leases,
-    prune_jobs,
-    rescue_jobs,
-    retry_jobs,
-    search_filter,
-)
-from conveyor.stores.postgres.rows import (
-    SELECT_LIST,
-    decode_job,
-    encode_error,
-    node_from_json,
-    node_params,
-)
-from conveyor.stores.records import check_record
-from conveyor.stores.selection import distinct_leases
+from conveyor.stores.postgres.dialect import NOTIFY, POSTGRES_SQL
 from conveyor.stores.server_clock import ServerClock
+from conveyor.stores.sql import forks
+from conveyor.stores.sql.enqueue import enqueue_batch
+from conveyor.stores.sql.operations import complete_jobs
+from conveyor.stores.sql.store import SqlStore, any_pending
 
-S = JobState
 P = ParamSpec("P")
 T = TypeVar("T")
 
-for _source, _target in q.GUARDED_TRANSITIONS:
-    check_transition("<postgres store>", _source, _target)
 
-# Pools and connections inherited through fork: never used and never closed in the child
-# (closing would send a Terminate message on the parent's socket); kept referenced so
-# garbage collection cannot close them either.
-_INHERITED: list[object] = []
-_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_STORES):
-        store._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class PostgresStore:
+class PostgresStore(SqlStore):
     """A Store in one PostgreSQL schema, safe for many processes, threads and hosts."""
 
-    capabilities = Capabilities(transactional_enqueue=True, blocking_wait=True, shared=True)
+    name = "postgresql"
+    sql = POSTGRES_SQL
 
     def __init__(
         self,
@@ -148,7 +86,7 @@ class PostgresStore:
         self._local = threading.local()
         self._listeners: list[tuple[int, Connection[Any]]] = []
         self._closed_generation = 0
-        _STORES.add(self)
+        forks.track(self)
 
     @classmethod
     def from_dsn(cls, dsn: str, clock: Clock | None = None) -> PostgresStore:
@@ -164,7 +102,7 @@ class PostgresStore:
     # connections ---------------------------------------------------------------------------
     def _configure(self, conn: Connection[Any]) -> None:
         """Every new pooled connection works in the store's schema."""
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        conn.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(self.schema)))
         conn.commit()
 
     def _pool(self) -> ConnectionPool[Connection[Any]]:
@@ -196,23 +134,40 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._local = threading.local()
         if self._pool_obj is not None:
-            _INHERITED.append(self._pool_obj)
-        _INHERITED.extend(conn for _, conn in self._listeners)
+            forks.retire(self._pool_obj)
+        forks.retire(*(conn for _, conn in self._listeners))
         self._pool_obj = None
         self._listeners = []
         self._pid = os.getpid()
 
-    def _run(
+    def _write(
+        self, work: Callable[Concatenate[Cursor[Any], P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``work(cursor, …)`` in one transaction on a pooled connection; commit."""
+        return self._write_waking(_never, work, *args, **kwargs)
+
+    def _read(
+        self, work: Callable[Concatenate[Cursor[Any], P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Reads run as writes do: one transaction on a pooled connection."""
+        return self._write_waking(_never, work, *args, **kwargs)
+
+    def _write_waking(
         self,
+        wakes: Callable[[T], bool],
         work: Callable[Concatenate[Cursor[Any], P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``work(cursor, …)`` in one transaction on a pooled connection; commit."""
+        """:meth:`_write`; if ``wakes(result)``, NOTIFY in the same transaction, so waiters
+        hear of the jobs exactly when they commit."""
         pool = self._pool()
         try:
             with pool.connection() as conn, conn.cursor() as cur:
-                return work(cur, *args, **kwargs)
+                result = work(cur, *args, **kwargs)
+                if wakes(result):
+                    self._notify(cur)
+                return result
         except psycopg.Error as exc:
             if is_connection_error(exc):
                 self._recheck(pool)
@@ -237,10 +192,14 @@ class PostgresStore:
 
     def _notify(self, cur: Cursor[Any]) -> None:
         """Wake waiting workers when this transaction commits."""
-        cur.execute(q.NOTIFY, (self.channel,))
+        cur.execute(NOTIFY, (self.channel,))
 
-    def _now(self, now: float | None) -> float:
-        return self.clock.now() if now is None else now
+    def _expire_before(self, lease_now: float | None, now: float) -> float | None:
+        """Expiry is judged by the database's clock (in the rescue statement) unless a
+        clock or a time was injected, so no host's clock can cut another's lease short."""
+        if lease_now is None and isinstance(self.clock, ServerClock):
+            return None
+        return self._lease_time(lease_now, now)
 
     # lifecycle -----------------------------------------------------------------------------
     def migrate(self) -> int:
@@ -285,7 +244,7 @@ class PostgresStore:
             server = cur.execute("SHOW server_version").fetchone()
             return str(sync[0] if sync else "?"), str(server[0] if server else "?")
 
-        sync, server = self._run(work)
+        sync, server = self._read(work)
         if sync == "off":
             durability = "durable (PostgreSQL commit), synchronous_commit=off: the last "
             durability += "commits may be lost on a server crash"
@@ -299,44 +258,28 @@ class PostgresStore:
         }
         return StoreInfo("postgresql", self.location, durability, version, details)
 
-    def now(self) -> float:
-        """The injected clock; by default the database's (see ServerClock)."""
-        return self.clock.now()
-
     # producers -----------------------------------------------------------------------------
-    def enqueue(
-        self, jobs: Sequence[NewJob], *, connection: object | None = None, now: float | None = None
+    def _enqueue_joined(
+        self, connection: object, jobs: Sequence[NewJob], now: float
     ) -> list[EnqueueResult]:
-        """Insert the batch atomically; with ``connection``, inside the caller's transaction.
+        """Enqueue inside the caller's transaction on ``connection``.
 
         ``connection`` must be a ``psycopg.Connection`` to the same database. The batch
         runs in a savepoint of the caller's transaction (which we never commit): it
         appears, and wakes workers, only when the caller commits. On an autocommit
         connection the batch is its own transaction.
         """
-        t = self._now(now)
-        if connection is not None:
-            return self._enqueue_joined(connection, jobs, t)
-        if not jobs:
-            return []
-        return self._run(self._enqueue_work, jobs, t)
-
-    def _enqueue_work(
-        self, cur: Cursor[Any], jobs: Sequence[NewJob], t: float
-    ) -> list[EnqueueResult]:
-        results = enqueue_batch(cur, jobs, t)
-        if any(r.state is S.PENDING and not r.duplicate for r in results):
-            self._notify(cur)
-        return results
-
-    def _enqueue_joined(
-        self, connection: object, jobs: Sequence[NewJob], now: float
-    ) -> list[EnqueueResult]:
         conn = _caller_connection(connection, "enqueue")
         self._pool()  # the schema must exist before we write through someone else's handle
-        if not jobs:
-            return []
         return self._in_caller_transaction(conn, self._enqueue_work, jobs, now)
+
+    def _enqueue_work(
+        self, cur: Cursor[Any], jobs: Sequence[NewJob], now: float
+    ) -> list[EnqueueResult]:
+        results = enqueue_batch(cur, self.sql, jobs, now)
+        if any_pending(results):
+            self._notify(cur)
+        return results
 
     def _in_caller_transaction(
         self,
@@ -353,7 +296,7 @@ class PostgresStore:
                 with conn.transaction():
                     row = cur.execute("SELECT current_setting('search_path')").fetchone()
                     previous = str(row[0]) if row else ""
-                    path = sql.Identifier(self.schema).as_string(conn)
+                    path = pg_sql.Identifier(self.schema).as_string(conn)
                     cur.execute("SELECT set_config('search_path', %s, true)", (path,))
                     result = work(cur, *args, **kwargs)
                     cur.execute("SELECT set_config('search_path', %s, true)", (previous,))
@@ -364,36 +307,6 @@ class PostgresStore:
             raise
 
     # consumers -----------------------------------------------------------------------------
-    def claim(self, params: ClaimParams) -> list[Lease]:
-        """Lease up to ``limit`` pending jobs: a SKIP LOCKED CTE and UPDATE per queue."""
-        if params.limit <= 0:
-            return []
-        return self._run(claim_jobs, params, self._now(params.now))
-
-    def heartbeat(
-        self, leases: Sequence[Lease], *, extend: float, now: float | None = None
-    ) -> HeartbeatResult:
-        """Extend each held lease to ``now + extend`` in one statement."""
-        leases = distinct_leases(leases)
-        if not leases:
-            return HeartbeatResult({}, [], [])
-        t = self._now(now)
-        return self._run(heartbeat_leases, leases, t, t + extend)
-
-    def complete(self, completions: Sequence[Completion], *, now: float | None = None) -> list[str]:
-        """Mark jobs completed in one statement; return the ids whose lease was lost."""
-        if not completions:
-            return []
-        return self._run(self._complete_work, completions, self._now(now))
-
-    def _complete_work(
-        self, cur: Cursor[Any], completions: Sequence[Completion], t: float
-    ) -> list[str]:
-        lost, ready = complete_jobs(cur, completions, t)
-        if ready:
-            self._notify(cur)
-        return lost
-
     def complete_in_transaction(
         self, lease: Lease, result: bytes | None, connection: object, *, now: float | None = None
     ) -> None:
@@ -409,80 +322,16 @@ class PostgresStore:
         t = self._now(now)
 
         def work(cur: Cursor[Any]) -> None:
-            lost = self._complete_work(cur, [base.Completion(lease, result)], t)
+            lost, ready = complete_jobs(cur, self.sql, [Completion(lease, result)], t)
             if lost:
                 raise LeaseLost(lease.job_id)
+            if ready:
+                self._notify(cur)
 
         self._in_caller_transaction(conn, work)
 
-    def complete_and_claim(
-        self, completions: Sequence[Completion], params: ClaimParams
-    ) -> tuple[list[str], list[Lease]]:
-        """Acknowledge and claim in one transaction (one commit)."""
-        t = self._now(params.now)
-
-        def work(cur: Cursor[Any]) -> tuple[list[str], list[Lease]]:
-            lost = self._complete_work(cur, completions, t) if completions else []
-            leases = claim_jobs(cur, params, t) if params.limit > 0 else []
-            return lost, leases
-
-        return self._run(work)
-
-    def fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        *,
-        retry_at: float | None,
-        reason: FailureReason | None = None,
-        now: float | None = None,
-    ) -> JobState:
-        """Record a failed attempt: retrying until ``retry_at``, or failed (DLQ) with ``reason``."""
-        t = self._now(now)
-        target = S.RETRYING if retry_at is not None else S.FAILED
-        reason_value = (reason or FailureReason.EXHAUSTED).value if target is S.FAILED else None
-        params = (target.value, encode_error(error), retry_at, t, reason_value)
-
-        def work(cur: Cursor[Any]) -> None:
-            row = cur.execute(q.FAIL, (*params, lease.job_id, lease.token)).fetchone()
-            if row is None:
-                raise LeaseLost(lease.job_id)
-            if target is S.FAILED and row[0]:
-                propagate_failure(cur, lease.job_id, t)
-
-        self._run(work)
-        return target
-
-    def release(
-        self, lease: Lease, *, run_at: float | None = None, now: float | None = None
-    ) -> None:
-        """Give the job back unstarted (``attempt -= 1``): pending, or scheduled if ahead."""
-        t = self._now(now)
-        target = S.SCHEDULED if run_at is not None and run_at > t else S.PENDING
-
-        def work(cur: Cursor[Any]) -> None:
-            params = (target.value, run_at, lease.job_id, lease.token)
-            if cur.execute(q.RELEASE, params).fetchone() is None:
-                raise LeaseLost(lease.job_id)
-            if target is S.PENDING:
-                self._notify(cur)
-
-        self._run(work)
-
-    def finish_cancelled(self, lease: Lease, *, now: float | None = None) -> None:
-        """End the held job as cancelled and cancel/fail its dependents."""
-        t = self._now(now)
-
-        def work(cur: Cursor[Any]) -> None:
-            row = cur.execute(q.FINISH_CANCELLED, (t, lease.job_id, lease.token)).fetchone()
-            if row is None:
-                raise LeaseLost(lease.job_id)
-            if row[0]:
-                propagate_failure(cur, lease.job_id, t)
-
-        self._run(work)
-
-    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
+    # wake-ups ------------------------------------------------------------------------------
+    def _wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
         """Block on this thread's LISTEN connection until a NOTIFY or ``timeout``.
 
         The listening connection stays open between calls, so a notification sent while
@@ -492,7 +341,7 @@ class PostgresStore:
         conn = self._listener()
         try:
             woken = False
-            for _ in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
                 woken = True
             if woken:
                 for _ in conn.notifies(timeout=0.0):
@@ -514,7 +363,7 @@ class PostgresStore:
         self._pool()
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            conn.execute(pg_sql.SQL("LISTEN {}").format(pg_sql.Identifier(self.channel)))
         except psycopg.Error as exc:
             raise unavailable(exc, self.location) from exc
         with self._lock:
@@ -528,183 +377,6 @@ class PostgresStore:
             self._listeners = [(o, c) for o, c in self._listeners if c is not conn]
         with contextlib.suppress(psycopg.Error):
             conn.close()
-
-    # maintenance ---------------------------------------------------------------------------
-    def stage_due(self, *, now: float | None = None, limit: int = 1000) -> StageResult:
-        """Promote due scheduled/retrying jobs to pending; report the next due time."""
-        t = self._now(now)
-
-        def work(cur: Cursor[Any]) -> StageResult:
-            promoted = cur.execute(q.STAGE, (t, max(limit, 0))).rowcount
-            row = cur.execute(q.NEXT_DUE).fetchone()
-            if promoted:
-                self._notify(cur)
-            return StageResult(promoted, row[0] if row else None)
-
-        return self._run(work)
-
-    def rescue_expired(self, params: RescueParams) -> RescueResult:
-        """Retry or fail processing jobs whose lease expired, appending a LeaseExpired error.
-
-        Expiry is judged by the database's clock unless a clock or ``now`` was injected."""
-        server_judged = params.now is None and isinstance(self.clock, ServerClock)
-        t = self._now(params.now)
-        return self._run(rescue_jobs, params, t, server_judged=server_judged)
-
-    def prune(self, params: PruneParams) -> PruneResult:
-        """Delete terminal jobs past their retention, then orphaned rows and expired records."""
-        return self._run(prune_jobs, params, self._now(params.now))
-
-    # management / read model ---------------------------------------------------------------
-    def get(self, job_id: str) -> Job | None:
-        """One job by id, or None."""
-        row = self._run(lambda cur: cur.execute(q.GET, (job_id,)).fetchone())
-        return None if row is None else decode_job(row)
-
-    def get_many(self, job_ids: Sequence[str]) -> list[Job]:
-        """Jobs by id, in the given order, skipping unknown ids."""
-        if not job_ids:
-            return []
-        ids = list(job_ids)
-        rows = self._run(lambda cur: cur.execute(q.GET_MANY, (ids,)).fetchall())
-        found = {job.id: job for job in map(decode_job, rows)}
-        return [found[i] for i in job_ids if i in found]
-
-    def search(self, query: JobQuery) -> Page:
-        """Jobs matching every filter, ordered by ``created_at`` then id, one page of them."""
-        if query.limit < 0 or query.offset < 0:
-            raise ValueError("limit and offset must not be negative")
-        limit = min(query.limit, base.SEARCH_LIMIT_MAX)
-        where, params = search_filter(query)
-        order = "DESC" if query.newest_first else "ASC"
-        count_sql = f"SELECT count(*) FROM jobs WHERE {where}"
-        page_sql = (
-            f"SELECT {SELECT_LIST} FROM jobs WHERE {where} "
-            f"ORDER BY created_at {order}, id {order} LIMIT %s OFFSET %s"
-        )
-
-        def work(cur: Cursor[Any]) -> tuple[int, list[Any]]:
-            row = cur.execute(count_sql.encode(), params).fetchone()
-            rows = cur.execute(page_sql.encode(), (*params, limit, query.offset)).fetchall()
-            return (int(row[0]) if row else 0), rows
-
-        total, rows = self._run(work)
-        return Page([decode_job(r) for r in rows], total, limit, query.offset)
-
-    def stats(self, *, now: float | None = None) -> list[StateCounts]:
-        """Jobs per queue and state, and each queue's oldest pending ``run_at``."""
-
-        def work(cur: Cursor[Any]) -> list[StateCounts]:
-            by_queue: dict[str, StateCounts] = {}
-            for queue, state, count in cur.execute(q.COUNTS).fetchall():
-                by_queue.setdefault(queue, StateCounts(queue)).counts[state] = int(count)
-            for queue, oldest in cur.execute(q.OLDEST_PENDING).fetchall():
-                by_queue.setdefault(queue, StateCounts(queue)).oldest_pending_at = oldest
-            return [by_queue[name] for name in sorted(by_queue)]
-
-        return self._run(work)
-
-    def cancel(
-        self, job_ids: Sequence[str], *, force: bool = False, now: float | None = None
-    ) -> CancelResult:
-        """Cancel waiting jobs now; processing ones by flag, or at once with ``force``."""
-        return self._run(cancel_jobs, job_ids, force, self._now(now))
-
-    def retry(self, job_ids: Sequence[str], *, now: float | None = None) -> list[str]:
-        """Move failed/cancelled jobs back to pending with fresh attempts (errors kept)."""
-        t = self._now(now)
-
-        def work(cur: Cursor[Any]) -> list[str]:
-            moved = retry_jobs(cur, job_ids, t)
-            if moved:
-                self._notify(cur)
-            return moved
-
-        return self._run(work)
-
-    # job controls --------------------------------------------------------------------------
-    def reprioritize(
-        self, job_ids: Sequence[str], priority: int, *, now: float | None = None
-    ) -> list[str]:
-        """Set the priority of waiting jobs in one ``UPDATE``."""
-        value = controls.check_priority(priority)
-        return self._change_waiting(pg_controls.SET_PRIORITY, value, job_ids)
-
-    def move(self, job_ids: Sequence[str], queue: str, *, now: float | None = None) -> list[str]:
-        """Move waiting jobs to ``queue`` in one ``UPDATE``; NOTIFY if one is pending."""
-        target = controls.check_queue(queue)
-        return self._change_waiting(pg_controls.SET_QUEUE, target, job_ids)
-
-    def _change_waiting(self, statement: str, value: object, job_ids: Sequence[str]) -> list[str]:
-        def work(cur: Cursor[Any]) -> list[str]:
-            changed, pending = pg_controls.change_waiting(cur, statement, value, job_ids)
-            if pending:
-                self._notify(cur)
-            return changed
-
-        return self._run(work)
-
-    def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
-        """Ids starting with ``prefix``: one range scan of the primary key."""
-        low, high = controls.prefix_bounds(controls.normalize_prefix(prefix))
-        return self._run(pg_controls.find_ids, low, high, controls.check_find_limit(limit))
-
-    # nodes ---------------------------------------------------------------------------------
-    def register_node(self, node: NodeInfo, *, now: float | None = None) -> None:
-        """Insert or replace the node's row (one upsert), its ``heartbeat_at`` set to ``now``."""
-        row = node_params(node, heartbeat_at=self._now(now))
-        self._run(lambda cur: cur.execute(q.UPSERT_NODE, row))
-
-    def remove_node(self, node_id: str) -> None:
-        """Delete the node's row; unknown ids are ignored."""
-        self._run(lambda cur: cur.execute(q.DELETE_NODE, (node_id,)))
-
-    def list_nodes(self) -> list[NodeInfo]:
-        """Every node, oldest ``started_at`` first (then by id)."""
-        rows = self._run(lambda cur: cur.execute(q.LIST_NODES).fetchall())
-        return [node_from_json(data) for (data,) in rows]
-
-    def prune_nodes(self, *, older_than: float, now: float | None = None) -> int:
-        """Delete nodes whose heartbeat is before ``now - older_than``; return how many."""
-        cutoff = self._now(now) - older_than
-        return self._run(lambda cur: cur.execute(q.PRUNE_NODES, (cutoff,)).rowcount)
-
-    def delete(self, job_ids: Sequence[str]) -> int:
-        """Delete jobs that are not processing; dependents of unfinished ones get their policy."""
-        return self._run(delete_jobs, job_ids, self.clock.now())
-
-    # records (SQL in conveyor.stores.postgres.records) -------------------------------------
-    def get_record(self, namespace: str, key: str, *, now: float | None = None) -> Record | None:
-        """The live record, or None."""
-        check_record(namespace, key)
-        return self._run(records.get_record, namespace, key, self._now(now))
-
-    def put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        *,
-        expect_version: int | None,
-        expires_at: float | None = None,
-        now: float | None = None,
-    ) -> Record | None:
-        """Compare-and-set in one statement (see :mod:`conveyor.stores.postgres.records`)."""
-        check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
-        t = self._now(now)
-        return self._run(records.put_record, namespace, key, value, expect_version, expires_at, t)
-
-    def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
-        """Delete the record, live or expired (at ``expect_version`` when given)."""
-        check_record(namespace, key, expect_version=expect_version)
-        return self._run(records.delete_record, namespace, key, expect_version)
-
-    def list_records(
-        self, namespace: str, *, prefix: str = "", now: float | None = None
-    ) -> list[Record]:
-        """Live records of the namespace whose key starts with ``prefix``, by key."""
-        check_record(namespace, prefix or "-")
-        return self._run(records.list_records, namespace, prefix, self._now(now))
 
 
 def _caller_connection(connection: object, what: str) -> Connection[Any]:
@@ -722,3 +394,8 @@ def _channel_name(schema_name: str) -> str:
     if len(name) <= 63:
         return name
     return "conveyor_" + hashlib.sha256(schema_name.encode()).hexdigest()[:40]
+
+
+def _never(result: object) -> bool:
+    """No wake-up: the work made no job pending."""
+    return False

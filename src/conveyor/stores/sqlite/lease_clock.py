@@ -20,12 +20,12 @@ its ``monotonic()`` is the boot clock and its ``now()`` the wall clock.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.clock import Clock, SystemClock
+from conveyor.stores.sql.dialect import Cursor
 
 NAMESPACE = "conveyor.lease_clock"
 """Records namespace of the per-boot bases (key: boot id)."""
@@ -52,12 +52,12 @@ def boot_seconds() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def establish_base(conn: sqlite3.Connection, key: str, candidate: float) -> float:
+def establish_base(cur: Cursor, key: str, candidate: float) -> float:
     """The base recorded for ``key``; ``candidate`` becomes it if this process is first.
 
     Runs inside the store's write transaction, so two first processes agree."""
-    conn.execute(_INSERT, (NAMESPACE, key, repr(candidate).encode()))
-    row = conn.execute(_SELECT, (NAMESPACE, key)).fetchone()
+    cur.execute(_INSERT, (NAMESPACE, key, repr(candidate).encode()))
+    row = cur.execute(_SELECT, (NAMESPACE, key)).fetchone()
     return float(bytes(row[0]).decode())
 
 

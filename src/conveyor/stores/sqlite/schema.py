@@ -10,17 +10,15 @@ file at once serialise on the lock, and the second finds the work done.
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 
 from conveyor.errors import ConfigurationError
+from conveyor.stores.sql import migration_files
+from conveyor.stores.sql.migration_files import Migration
 
 MIGRATIONS_PACKAGE = "conveyor.stores.sqlite.migrations"
-_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 _CREATE_LEDGER = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -28,32 +26,9 @@ _CREATE_LEDGER = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: its version, file name and SQL text."""
-
-    version: int
-    name: str
-    sql: str
-
-
-@functools.cache
 def load_migrations(package: str = MIGRATIONS_PACKAGE) -> tuple[Migration, ...]:
-    """The package's migrations in version order; versions must run 1, 2, 3, … without gaps.
-
-    Cached: the files are part of the installed code and cannot change under a process.
-    """
-    found: list[Migration] = []
-    for entry in resources.files(package).iterdir():
-        match = _FILE_NAME.match(entry.name)
-        if match and entry.is_file():
-            found.append(Migration(int(match[1]), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    expected = list(range(1, len(found) + 1))
-    if [m.version for m in found] != expected:
-        names = ", ".join(m.name for m in found) or "none"
-        raise RuntimeError(f"{package}: migrations must be numbered 0001, 0002, …; found {names}")
-    return tuple(found)
+    """The driver's migrations in version order (see :func:`migration_files.load`)."""
+    return migration_files.load(package)
 
 
 def latest_version(migrations: tuple[Migration, ...] | None = None) -> int:
