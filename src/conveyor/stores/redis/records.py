@@ -8,6 +8,8 @@ its expiry) so prune finds expired records without reading every namespace. Expi
 records stay until deleted or pruned, so their version still counts when the key is
 created again; the logical expiry is judged by the store's clock, never by Redis TTLs.
 Namespaces and keys are sent as UTF-8 (``surrogatepass``), so any text without NUL works.
+The node registry is kept here too, as the namespace ``node`` (see
+:class:`~conveyor.stores.front.StoreFront`).
 """
 
 from __future__ import annotations
