@@ -84,3 +84,15 @@ def test_a_hash_that_names_another_id_is_shown_under_its_key() -> None:
     assert job.id == "j1"
     assert job.failure_reason == FailureReason.CORRUPT
     assert "field id does not match its key: j2" in job.errors[-1].message
+
+
+def test_the_first_bad_field_in_the_jobs_order_is_named() -> None:
+    """Several bad fields: the one that comes first in a Job (error entries between
+    ``result`` and ``failure_reason``) is named, whatever the hash's order."""
+    stored = {**GOOD, b"created_at": b"soon", b"priority": b"urgent"}
+    with pytest.raises(codec.CorruptJobData, match=r"^field priority is malformed"):
+        codec.job_from_fields(stored, [])
+    with pytest.raises(codec.CorruptJobData, match=r"^error entry 0 cannot be decoded"):
+        codec.job_from_fields({**GOOD, b"created_at": b"soon"}, [b"\xffgarbage"])
+    with pytest.raises(codec.CorruptJobData, match=r"^field created_at is malformed"):
+        codec.job_from_fields({**GOOD, b"created_at": b"soon", b"tags": b"1:a"}, [])

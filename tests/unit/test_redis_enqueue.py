@@ -16,7 +16,7 @@ from conveyor.errors import StoreUnavailable
 from conveyor.job import EnqueueResult, JobState
 from conveyor.stores.base import Completion
 from conveyor.stores.redis import RedisStore
-from conveyor.stores.redis import store as redis_store
+from conveyor.stores.redis import enqueue as redis_enqueue
 
 Run = Callable[[str, Sequence[Any]], Any]
 
@@ -97,7 +97,7 @@ def test_a_batch_whose_keys_keep_changing_is_refused_as_unavailable(
     stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, rival = stores
-    monkeypatch.setattr(redis_store, "ENQUEUE_TRIES", 3)
+    monkeypatch.setattr(redis_enqueue, "ENQUEUE_TRIES", 3)
     holders = [add(rival, unique_key="report")]
 
     def replace_holder() -> None:

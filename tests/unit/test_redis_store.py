@@ -137,6 +137,18 @@ def test_every_key_starts_with_the_prefix(redis_server: RedisServer) -> None:
         client.close()
 
 
+def test_the_node_registry_is_kept_on_records(store: RedisStore, admin: redis.Redis) -> None:
+    """Nodes are records of the namespace ``node`` (docs/stores/redis.md, key layout): no
+    keys of their own, so the records' prune and readers see them like any record."""
+    store.register_node(NodeInfo(id="n1", host="h", pid=1, queues=("default",)))
+
+    assert [record.key for record in store.list_records("node")] == ["n1"]
+    assert admin.hexists(f"{store.prefix}:records:node", "n1")
+    assert admin.exists(f"{store.prefix}:nodes", f"{store.prefix}:node_heartbeats") == 0
+    store.remove_node("n1")
+    assert admin.exists(f"{store.prefix}:records:node") == 0
+
+
 # server checks -----------------------------------------------------------------------------
 def test_an_evicting_maxmemory_policy_is_refused(redis_url: str, admin: redis.Redis) -> None:
     admin.config_set("maxmemory-policy", "allkeys-lru")

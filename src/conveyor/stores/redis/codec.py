@@ -8,9 +8,10 @@ strings and never format numbers of their own (except small integer counters).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from conveyor.job import DependencyPolicy, FailureReason, Job, JobError, JobState
@@ -97,8 +98,14 @@ def _optional(f: Mapping[bytes, bytes], name: str, parse: Callable[[bytes], T]) 
     return None if f.get(name.encode()) is None else _field(f, name, parse)
 
 
-def _text(value: bytes) -> str:
-    return value.decode()
+def text(value: object) -> str:
+    """A reply or stored value as text (the client does not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def texts(replies: Iterable[object]) -> list[str]:
+    """A reply's items (ids, names) as text."""
+    return [text(item) for item in replies]
 
 
 def _strings(value: bytes) -> tuple[str, ...]:
@@ -164,20 +171,20 @@ def _fast_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
         max_attempts=int(f[b"max_attempts"]),
         run_at=float(f[b"run_at"]),
         timeout=_opt(f, b"timeout", float),
-        lease_token=_opt(f, b"lease_token", _text),
+        lease_token=_opt(f, b"lease_token", text),
         lease_expires_at=_opt(f, b"lease_expires_at", float),
-        worker_id=_opt(f, b"worker_id", _text),
+        worker_id=_opt(f, b"worker_id", text),
         depends_on=unpack_strings(f.get(b"depends_on", b"").decode()),
         blocked_by=int(f.get(b"blocked_by", b"0")),
         on_dependency_failure=DependencyPolicy(f[b"on_dependency_failure"].decode()),
-        parent_id=_opt(f, b"parent_id", _text),
+        parent_id=_opt(f, b"parent_id", text),
         tags=unpack_strings(f.get(b"tags", b"").decode()),
-        unique_key=_opt(f, b"unique_key", _text),
-        idempotency_key=_opt(f, b"idempotency_key", _text),
+        unique_key=_opt(f, b"unique_key", text),
+        idempotency_key=_opt(f, b"idempotency_key", text),
         task_version=int(f[b"task_version"]),
         result=f.get(b"result"),
         errors=tuple(decode_error(e) for e in errors),
-        failure_reason=_opt(f, b"failure_reason", _text),
+        failure_reason=_opt(f, b"failure_reason", text),
         rescue_count=int(f.get(b"rescue_count", b"0")),
         cancel_requested=f.get(b"cancel_requested") == b"1",
         created_at=float(f[b"created_at"]),
@@ -187,40 +194,41 @@ def _fast_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
     )
 
 
+_REQUIRED: dict[str, Callable[[bytes], object]] = {
+    **dict.fromkeys(("id", "queue", "task"), text),
+    "payload": bytes,
+    "state": _state,
+    **dict.fromkeys(("priority", "attempt", "max_attempts", "task_version"), int),
+    **dict.fromkeys(("run_at", "created_at"), float),
+    "on_dependency_failure": _policy,
+}
+"""Fields a job hash must hold, with their parsers."""
+_OPTIONAL: dict[str, Callable[[bytes], object]] = {
+    **dict.fromkeys(
+        ("timeout", "lease_expires_at", "started_at", "finished_at", "heartbeat_at"), float
+    ),
+    **dict.fromkeys(
+        ("lease_token", "worker_id", "parent_id", "unique_key", "idempotency_key"), text
+    ),
+    "failure_reason": text,
+    **dict.fromkeys(("depends_on", "tags"), _strings),
+    **dict.fromkeys(("blocked_by", "rescue_count"), int),
+}
+"""Fields a job hash may lack, with their parsers."""
+_CHECK_ORDER = tuple(f.name for f in dataclasses.fields(Job))
+"""Fields checked in the order of :class:`Job`'s, so the first bad one is named."""
+
+
 def _checked_job(f: Mapping[bytes, bytes], errors: Sequence[bytes]) -> Job:
     """A job decoded field by field; the first bad one raises :class:`CorruptJobData`."""
-    return Job(
-        id=_field(f, "id", _text),
-        queue=_field(f, "queue", _text),
-        task=_field(f, "task", _text),
-        payload=_field(f, "payload", bytes),
-        state=_field(f, "state", _state),
-        priority=_field(f, "priority", int),
-        attempt=_field(f, "attempt", int),
-        max_attempts=_field(f, "max_attempts", int),
-        run_at=_field(f, "run_at", float),
-        timeout=_optional(f, "timeout", float),
-        lease_token=_optional(f, "lease_token", _text),
-        lease_expires_at=_optional(f, "lease_expires_at", float),
-        worker_id=_optional(f, "worker_id", _text),
-        depends_on=_optional(f, "depends_on", _strings) or (),
-        blocked_by=_optional(f, "blocked_by", int) or 0,
-        on_dependency_failure=_field(f, "on_dependency_failure", _policy),
-        parent_id=_optional(f, "parent_id", _text),
-        tags=_optional(f, "tags", _strings) or (),
-        unique_key=_optional(f, "unique_key", _text),
-        idempotency_key=_optional(f, "idempotency_key", _text),
-        task_version=_field(f, "task_version", int),
-        result=f.get(b"result"),
-        errors=decode_errors(errors),
-        failure_reason=_optional(f, "failure_reason", _text),
-        rescue_count=_optional(f, "rescue_count", int) or 0,
-        cancel_requested=f.get(b"cancel_requested") == b"1",
-        created_at=_field(f, "created_at", float),
-        started_at=_optional(f, "started_at", float),
-        finished_at=_optional(f, "finished_at", float),
-        heartbeat_at=_optional(f, "heartbeat_at", float),
-    )
+    for name in _CHECK_ORDER:
+        if name == "errors":
+            decode_errors(errors)
+        elif name in _REQUIRED:
+            _field(f, name, _REQUIRED[name])
+        elif name in _OPTIONAL:
+            _optional(f, name, _OPTIONAL[name])
+    return _fast_job(f, errors)
 
 
 def _lenient(parse: Callable[[], T], default: T) -> T:
@@ -265,15 +273,15 @@ def corrupt_placeholder(
     )
     return Job(
         id=job_id,
-        queue=_lenient(lambda: _field(f, "queue", _text), ""),
-        task=_lenient(lambda: _field(f, "task", _text), ""),
+        queue=_lenient(lambda: _field(f, "queue", text), ""),
+        task=_lenient(lambda: _field(f, "task", text), ""),
         payload=_lenient(lambda: _field(f, "payload", bytes), b""),
         state=_lenient(lambda: _field(f, "state", _state), JobState.FAILED),
         priority=_lenient(lambda: _field(f, "priority", int), 0),
         attempt=attempt,
         max_attempts=_lenient(lambda: _field(f, "max_attempts", int), 0),
         run_at=_lenient(lambda: _field(f, "run_at", float), 0.0),
-        worker_id=_lenient(lambda: _optional(f, "worker_id", _text), None),
+        worker_id=_lenient(lambda: _optional(f, "worker_id", text), None),
         on_dependency_failure=_lenient(
             lambda: _field(f, "on_dependency_failure", _policy), DependencyPolicy.FAIL
         ),

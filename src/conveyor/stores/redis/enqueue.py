@@ -1,4 +1,4 @@
-"""The Redis side of the shared enqueue planner: arguments and replies of ``enqueue.lua``.
+"""The Redis store's enqueue: the shared planner's arguments and replies of ``enqueue.lua``.
 
 The batch is planned in Python (:mod:`conveyor.stores.enqueue_plan`) from what one read
 of the script observed; the script's write step checks that observation again before it
@@ -8,15 +8,57 @@ writes, so the plan and the writes are atomic together (a changed observation me
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Final
 
-from conveyor.job import JobState
-from conveyor.stores.enqueue_plan import EnqueuePlan, KeyHold, Reads, Stored
+from conveyor.errors import StoreUnavailable
+from conveyor.job import EnqueueResult, JobState, NewJob
+from conveyor.stores.enqueue_plan import (
+    EnqueuePlan,
+    KeyHold,
+    Reads,
+    Stored,
+    plan_enqueue,
+    reads_for,
+)
 from conveyor.stores.redis import codec
+from conveyor.stores.redis.codec import text
+from conveyor.stores.redis.connection import RedisConnection
 
 ENQUEUE_TRIES: Final = 50
 """Plans per enqueue before giving up when the observed keys keep changing."""
+
+
+class RedisEnqueue(RedisConnection):
+    """The producers' hook: plan in Python, write in one script."""
+
+    _marked_pid = -1
+    """The process whose first enqueue wrote the layout key (see :meth:`_enqueue`)."""
+
+    def _enqueue(
+        self, jobs: Sequence[NewJob], now: float, connection: object | None
+    ) -> list[EnqueueResult]:
+        """Plan the batch in Python from one read, then write it in one script.
+
+        The script writes only if what the plan read is unchanged, else we plan again.
+        """
+        if self._marked_pid != os.getpid():
+            # the first write creates the store, as SQLite's first write creates its file:
+            # read commands look for the layout key before they open a prefix
+            self.migrate()
+            self._marked_pid = os.getpid()
+        reads = reads_for(jobs)
+        asked = encode_reads(reads)
+        for _ in range(ENQUEUE_TRIES):
+            observed: list[bytes] = self._run("enqueue", ["read", *asked]) if reads else []
+            plan = plan_enqueue(jobs, now, decode_observation(reads, observed))
+            if self._run("enqueue", ["write", *asked, *observed, *encode_plan(plan, now)]):
+                return plan.results
+        raise StoreUnavailable(
+            f"enqueue: the keys or dependencies of this batch changed {ENQUEUE_TRIES} times "
+            "while it was being planned; retry the enqueue"
+        )
 
 
 def encode_reads(reads: Reads) -> list[str]:
@@ -30,7 +72,7 @@ def encode_reads(reads: Reads) -> list[str]:
 
 def decode_observation(reads: Reads, observed: Sequence[bytes]) -> Stored:
     """The script's observation (see ``enqueue.lua``) as the planner's input."""
-    values = [_text(v) for v in observed]
+    values = [text(v) for v in observed]
     states: dict[str, JobState] = {}
     at = len(reads.job_ids)
     for job_id, state in zip(reads.job_ids, values[:at], strict=True):
@@ -82,10 +124,6 @@ def encode_plan(plan: EnqueuePlan, now: float) -> list[str | bytes]:
             *planned.open_deps,
         ]
     return args
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _float(text: str) -> float | None:

@@ -8,6 +8,8 @@ its expiry) so prune finds expired records without reading every namespace. Expi
 records stay until deleted or pruned, so their version still counts when the key is
 created again; the logical expiry is judged by the store's clock, never by Redis TTLs.
 Namespaces and keys are sent as UTF-8 (``surrogatepass``), so any text without NUL works.
+The node registry is kept here too, as the namespace ``node`` (see
+:class:`~conveyor.stores.front.StoreFront`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 
 from conveyor.stores.base import Record
 from conveyor.stores.records import is_live
+from conveyor.stores.redis import codec
+from conveyor.stores.redis.connection import RedisConnection, guard
 
 
 def encode(text: str) -> bytes:
@@ -65,3 +69,62 @@ def live_in(
                 found.append(record)
     found.sort(key=lambda r: r.key)
     return found
+
+
+class RedisRecords(RedisConnection):
+    """The records hooks: plain reads, compare-and-set writes in ``records.lua``."""
+
+    def _get_record(self, namespace: str, key: str, now: float) -> Record | None:
+        """The live record, or None (expiry judged by the store's clock)."""
+        client = self._redis()
+        with guard():
+            packed = client.hget(hash_key(self.prefix, namespace), encode(key))
+        return live(namespace, key, packed, now)
+
+    def _put_record(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        expect_version: int | None,
+        expires_at: float | None,
+        now: float,
+    ) -> Record | None:
+        """Compare-and-set in one script."""
+        version = self._run(
+            "records",
+            [
+                "put",
+                encode(namespace),
+                encode(key),
+                codec.num(now),
+                value,
+                _version_arg(expect_version),
+                "" if expires_at is None else codec.num(expires_at),
+            ],
+        )
+        if version is None:
+            return None
+        expiry = None if expires_at is None else float(expires_at)
+        return Record(namespace, key, value, int(version), expiry)
+
+    def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
+        """Delete the record, live or expired (at ``expect_version`` when given)."""
+        args: list[str | bytes] = [
+            "delete",
+            encode(namespace),
+            encode(key),
+            _version_arg(expect_version),
+        ]
+        return bool(int(self._run("records", args)))
+
+    def _list_records(self, namespace: str, prefix: str, now: float) -> list[Record]:
+        """Live records of the namespace whose key starts with ``prefix``, by key."""
+        client = self._redis()
+        with guard():
+            fields = client.hgetall(hash_key(self.prefix, namespace))
+        return live_in(namespace, fields, prefix, now)
+
+
+def _version_arg(expect_version: int | None) -> str:
+    return "" if expect_version is None else str(expect_version)

@@ -15,19 +15,20 @@ NAMES = (
     "rescue",
     "manage",
     "prune",
-    "prune_nodes",
     "records",
     "controls",
     "quarantine",
 )
+LEASED = frozenset(("fail", "release", "finish_cancelled"))
+"""Scripts on one held job: ``leased.lua`` (the lease check) runs before their body."""
 
 
 def source(name: str) -> str:
-    """The full text of script ``name``: ``common.lua`` followed by ``name.lua``."""
+    """The full text of script ``name``: ``common.lua``, then ``leased.lua`` for the
+    scripts in :data:`LEASED`, then ``name.lua``."""
     folder = resources.files("conveyor.stores.redis").joinpath("lua")
-    common = folder.joinpath("common.lua").read_text(encoding="utf-8")
-    body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{common}\n{body}"
+    parts = ["common", "leased", name] if name in LEASED else ["common", name]
+    return "\n".join(folder.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def all_sources() -> dict[str, str]:

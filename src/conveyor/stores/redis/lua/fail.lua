@@ -1,11 +1,5 @@
 -- ARGV: prefix, now, id, token, error entry, retry_at ('' for none), rk, reason
--- Returns the new state, or an error reply CONVEYOR_LEASE_LOST.
-local now, id, token = ARGV[2], ARGV[3], ARGV[4]
-NOW_HINT = ARGV[2]
-if not held(id, token) then
-  return redis.error_reply('CONVEYOR_LEASE_LOST ' .. id)
-end
-local jk = jkey(id)
+-- (after leased.lua). Returns the new state, or an error reply CONVEYOR_LEASE_LOST.
 local retry_at = ARGV[6]
 redis.call('RPUSH', P .. ':errors:' .. id, ARGV[5])
 redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')

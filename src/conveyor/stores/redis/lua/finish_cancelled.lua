@@ -1,7 +1,3 @@
--- ARGV: prefix, now, id, token
-local id, token = ARGV[3], ARGV[4]
-if not held(id, token) then
-  return redis.error_reply('CONVEYOR_LEASE_LOST ' .. id)
-end
-set_cancelled(id, ARGV[2])
+-- ARGV: prefix, now, id, token (after leased.lua)
+set_cancelled(id, now)
 return 1

@@ -1,13 +1,9 @@
 -- ARGV: prefix, now, id, token, target ('pending' or 'scheduled'), run_at ('' keep), rk
-local id, token, target = ARGV[3], ARGV[4], ARGV[5]
-NOW_HINT = ARGV[2]
-if not held(id, token) then
-  return redis.error_reply('CONVEYOR_LEASE_LOST ' .. id)
-end
-local jk = jkey(id)
+-- (after leased.lua)
+local target = ARGV[5]
 local problem = job_problem(id)
 if problem then
-  quarantine(id, problem, ARGV[2], nil)
+  quarantine(id, problem, now, nil)
   return 1
 end
 local attempt = tonumber(redis.call('HGET', jk, 'attempt')) - 1
