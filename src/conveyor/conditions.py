@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from conveyor.errors import InvalidOption
 from conveyor.job import TERMINAL_STATES, JobState
+from conveyor.zones import load_zone
 
 if TYPE_CHECKING:
     from conveyor.coordination.limits import JobArguments
@@ -154,8 +155,6 @@ class TimeWindow(Condition):
     delay: float = 60.0
 
     def __post_init__(self) -> None:
-        from conveyor.scheduler.cron import load_zone
-
         for field in ("start", "end"):
             value = getattr(self, field)
             end_of_day = field == "end" and value == "24:00"
@@ -188,8 +187,6 @@ class TimeWindow(Condition):
 
     def next_open(self, after: float) -> float:
         """The first time at or after ``after`` when the window is open (epoch seconds)."""
-        from conveyor.scheduler.cron import load_zone
-
         zone = load_zone(self.tz)
         moment = datetime.fromtimestamp(after, UTC).astimezone(zone)
         start = self._minutes(self.start)
@@ -202,8 +199,6 @@ class TimeWindow(Condition):
         return after + self.delay
 
     def check(self, ctx: ConditionContext) -> Decision | None:
-        from conveyor.scheduler.cron import load_zone
-
         moment = datetime.fromtimestamp(ctx.now, UTC).astimezone(load_zone(self.tz))
         if self.is_open(moment):
             return None

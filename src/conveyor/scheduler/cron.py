@@ -21,12 +21,12 @@ import bisect
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 from cronsim.explain import explain
 
-from conveyor.errors import InvalidOption
+from conveyor.zones import ScheduleError, load_zone
 
 __all__ = ["MACROS", "NEVER_FIRES_YEARS", "CronExpr", "ScheduleError", "load_zone"]
 
@@ -52,17 +52,6 @@ MACROS = {
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-
-
-class ScheduleError(InvalidOption):
-    """A schedule, cron field, time zone or preview option is invalid.
-
-    ``field`` names what was wrong (``"minute field"``, ``"time zone"``, ``"schedule"``).
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(field, message)
 
 
 @dataclass(frozen=True)
@@ -144,25 +133,6 @@ def _check_fields(fields: list[str]) -> None:
     for spec, field in zip(specs, fields, strict=True):
         for term in field.split(","):
             _check_term(spec, term)
-
-
-def load_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (e.g. ``Europe/Berlin``).
-
-    Raises:
-        ScheduleError: the name is not a known IANA time zone.
-    """
-    text = name.strip()
-    if not text or len(text) > 64:
-        raise ScheduleError("time zone", f"{name!r} is not an IANA time zone name")
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ScheduleError(
-            "time zone",
-            f"unknown time zone {text!r}; use an IANA name such as Europe/Berlin, "
-            "America/New_York or UTC",
-        ) from None
 
 
 def _is_imaginary(wall: datetime, tz: ZoneInfo) -> bool:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from conveyor.app import App
 from conveyor.config import WorkerSettings
 from conveyor.errors import (
     CancelInterrupt,
@@ -32,6 +31,7 @@ from conveyor.maintenance.rescuer import Rescuer
 from conveyor.maintenance.retention import Retention
 from conveyor.queue_control import PausedQueues
 from conveyor.queues import QueueSelector, parse_queues
+from conveyor.runtime import Runtime
 from conveyor.stores.base import ClaimParams, Completion
 from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
 from conveyor.worker.gate import Gate
@@ -84,7 +84,7 @@ class Worker:
 
     def __init__(
         self,
-        app: App,
+        app: Runtime,
         settings: WorkerSettings,
         *,
         reporter: Reporter | None = None,
