@@ -135,6 +135,16 @@ def _check_fields(fields: list[str]) -> None:
             _check_term(spec, term)
 
 
+def check_after(after: datetime, n: int) -> None:
+    """Refuse a preview start without a UTC offset or out of range, or a count below one."""
+    if after.tzinfo is None or after.utcoffset() is None:
+        raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
+    if n < 1:
+        raise ScheduleError("count", f"{n} must be at least 1")
+    if not 1970 <= after.year <= 9000:
+        raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
+
+
 def _is_imaginary(wall: datetime, tz: ZoneInfo) -> bool:
     aware = wall.replace(tzinfo=tz, fold=0)
     return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall
@@ -249,12 +259,7 @@ class CronExpr:
             ScheduleError: ``after`` is naive, ``n`` is not positive, or no fire time
                 exists before the calendar ends.
         """
-        if after.tzinfo is None or after.utcoffset() is None:
-            raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
-        if n < 1:
-            raise ScheduleError("count", f"{n} must be at least 1")
-        if not 1970 <= after.year <= 9000:
-            raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
+        check_after(after, n)
         start = after.astimezone(tz).replace(tzinfo=None)
         # Compare in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
         after_utc = after.astimezone(UTC)
