@@ -93,6 +93,11 @@ class Condition(abc.ABC):
     def check(self, ctx: ConditionContext) -> Decision | None:
         """None to let the job run, else the decision."""
 
+    def _check_objection(self) -> None:
+        """Check ``otherwise`` and ``delay`` (every condition has them), on creation."""
+        _otherwise(self.otherwise)
+        object.__setattr__(self, "delay", _delay(self.delay))
+
     def objection(self, reason: str, delay: float | None = None) -> Decision:
         """The decision this condition makes when it is not met."""
         if self.otherwise == "skip":
@@ -123,8 +128,7 @@ class QueueDepth(Condition):
         _bound(self.min, "min")
         if self.max is None and self.min is None:
             raise InvalidOption("max", "give max, min or both")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         queue = self.queue or ctx.job.queue
@@ -167,8 +171,7 @@ class TimeWindow(Condition):
         if not days or any(d not in DAYS for d in days):
             raise InvalidOption("days", f"must be a list of {', '.join(DAYS)}, not {self.days!r}")
         object.__setattr__(self, "days", days)
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def _minutes(self, text: str) -> int:
         hours, minutes = text.split(":")
@@ -235,8 +238,7 @@ class SystemLoad(Condition):
 
     def __post_init__(self) -> None:
         _bound(self.max_per_cpu, "max_per_cpu")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         load = load_per_cpu()
@@ -256,8 +258,7 @@ class FreeMemory(Condition):
 
     def __post_init__(self) -> None:
         _bound(self.min_mb, "min_mb")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         free_mb = available_memory() >> 20
@@ -287,8 +288,7 @@ class JobStateIs(Condition):
         if not states or any(s not in known for s in states):
             raise InvalidOption("states", f"must be job states among {', '.join(sorted(known))}")
         object.__setattr__(self, "states", states)
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         other = ctx.store.get(self.job_id)
@@ -319,8 +319,7 @@ class Predicate(Condition):
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidOption("name", "must name a function registered with @app.condition")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         fn = ctx.predicates.get(self.name)
