@@ -9,7 +9,7 @@
 3
 """
 
-from conveyor.app import App, JobHandle, JobInfo
+from conveyor.app import App
 from conveyor.clock import Clock, FakeClock, SystemClock
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.context import JobContext, current_job
@@ -39,6 +39,7 @@ from conveyor.errors import (
     UnknownTask,
     WaitTimeout,
 )
+from conveyor.handles import JobHandle, JobInfo
 from conveyor.job import FailureReason, Job, JobError, JobState
 from conveyor.retry import Custom, Exponential, Fixed, Linear
 from conveyor.task import Task

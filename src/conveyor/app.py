@@ -1,150 +1,55 @@
-"""The App: task registry, store, codec, middleware and event bus, passed explicitly."""
+"""The App: the user's facade over tasks, a store, a codec, middleware and events.
+
+It registers tasks and schedules and delegates the work: payloads to
+:mod:`conveyor.payloads`, handles to :mod:`conveyor.handles`, building and storing
+jobs to :mod:`conveyor.enqueueing`, job controls to :mod:`conveyor.job_controls`.
+The services it starts (worker, scheduler, sync runner) see it as a
+:class:`~conveyor.runtime.Runtime` and never import it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import logging
-import math
 import os
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from conveyor import job_controls, queue_control, validation
+from conveyor import enqueueing, job_controls, payloads, queue_control, validation
+from conveyor.bulk import enqueue_signatures
 from conveyor.clock import Clock
 from conveyor.codec import Codec, Keyring
-from conveyor.codec.size import call_data_size
-from conveyor.config import AppSettings, build, read_file_settings
+from conveyor.conditions import Condition, ConditionContext
+from conveyor.config import AppSettings, WorkerSettings, build, read_file_settings
 from conveyor.coordination.limits import Limit, check_limit_keys, check_limits
-from conveyor.errors import CorruptPayload, InvalidOption, JobNotFound, UnknownTask, WaitTimeout
-from conveyor.events import EventBus, JobEnqueued
+from conveyor.errors import InvalidOption, UnknownTask
+from conveyor.events import EventBus
+from conveyor.handles import JobHandle, JobInfo, read_job
 from conveyor.ids import IdGenerator
-from conveyor.job import EnqueueResult, Job, JobError, JobState, NewJob
+from conveyor.job import EnqueueResult, Job, NewJob
 from conveyor.job_controls import JobsChanged, Selection
-from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware, compose_enqueue
+from conveyor.middleware import EnqueueMiddleware, ExecuteMiddleware
+from conveyor.options import JobOptions, TaskOptions
+from conveyor.payloads import Payload
 from conveyor.retry import RetryPolicy
 from conveyor.stores import local_store_clock, open_store
 from conveyor.stores.base import Store
 from conveyor.stores.server_clock import ServerClock
-from conveyor.task import JobOptions, Task, TaskOptions
+from conveyor.task import Task
 from conveyor.workflow import Chain, Signature
 
 if TYPE_CHECKING:
-    from conveyor.conditions import Condition, ConditionContext
-    from conveyor.config import WorkerSettings
-    from conveyor.coordination.decisions import DecisionEntry
     from conveyor.scheduler.registry import StoredSchedule
     from conveyor.scheduler.service import PeriodicEntry
     from conveyor.worker.consumer import Worker
+
+__all__ = ["App", "JobHandle", "JobInfo", "Payload"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 log = logging.getLogger("conveyor.app")
-
-
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """A decoded job payload: arguments, plus the job whose result is piped in."""
-
-    args: list[Any]
-    kwargs: dict[str, Any]
-    piped_from: str | None = None
-    conditions: tuple[dict[str, Any], ...] = ()
-    """Conditions given to this job at enqueue, as stored (see :mod:`conveyor.conditions`)."""
-
-
-class JobInfo:
-    """A stored job with its payload and result decoded on demand."""
-
-    def __init__(self, app: App, job: Job) -> None:
-        self.app = app
-        self.job = job
-
-    def __repr__(self) -> str:
-        return f"<JobInfo {self.job.id} {self.job.task} {self.job.state.value}>"
-
-    @property
-    def id(self) -> str:
-        """The job id."""
-        return self.job.id
-
-    @property
-    def state(self) -> JobState:
-        """Current state (as of when this object was read)."""
-        return self.job.state
-
-    @property
-    def result(self) -> Any:
-        """The handler's return value (None until completed)."""
-        return self.app.decode_result(self.job)
-
-    @property
-    def attempts(self) -> list[Any]:
-        """Attempt history (see :attr:`conveyor.job.Job.attempts`)."""
-        return self.job.attempts
-
-    @property
-    def errors(self) -> tuple[JobError, ...]:
-        """One entry per failed attempt."""
-        return self.job.errors
-
-    @property
-    def failure_reason(self) -> str | None:
-        """Why the job is in the DLQ or cancelled."""
-        return self.job.failure_reason
-
-    def payload(self) -> Payload:
-        """Decoded arguments (raises CorruptPayload if the stored frame is bad)."""
-        return self.app.decode_payload(self.job)
-
-    @property
-    def decisions(self) -> list[DecisionEntry]:
-        """What conditions and limits decided before runs (deferred, skipped), oldest first."""
-        from conveyor.coordination.decisions import read_decisions
-
-        return read_decisions(self.app.store, self.job.id)
-
-
-@dataclass(frozen=True, slots=True)
-class JobHandle:
-    """What enqueue returns: the job id, and whether an existing job was returned."""
-
-    app: App
-    id: str
-    duplicate: bool = False
-
-    def get(self) -> JobInfo:
-        """Read the job now."""
-        return self.app.get_job(self.id)
-
-    @property
-    def state(self) -> JobState:
-        """The job's state right now."""
-        return self.get().state
-
-    def wait(self, timeout: float | None = 30.0, interval: float = 0.01) -> JobInfo:
-        """Poll until the job is terminal (completed, failed or cancelled) and return it;
-        ``timeout=None`` waits as long as it takes.
-
-        Raises:
-            WaitTimeout: (a ``TimeoutError``) the job is not terminal after ``timeout``
-                seconds; it names the job, its state and the timeout. The job is
-                unaffected.
-        """
-        validation.seconds(timeout, "timeout", positive=False)
-        deadline = math.inf if timeout is None else time.monotonic() + timeout
-        info = self.get()
-        while not info.job.is_terminal:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WaitTimeout(self.id, info.state.value, timeout or 0.0)
-            time.sleep(min(interval, left))
-            interval = min(interval * 1.5, 0.25)
-            info = self.get()
-        return info
 
 
 class App:
@@ -360,7 +265,8 @@ class App:
                 schedule of that name already registered.
         """
 
-        from conveyor.scheduler.service import PeriodicEntry  # the scheduler sits above App
+        # lazy: the scheduler (cronsim, the recurrence maths) costs producers ~50 ms
+        from conveyor.scheduler.service import PeriodicEntry
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
             task: Task[P, R] = fn if isinstance(fn, Task) else self.task(fn)
@@ -397,7 +303,8 @@ class App:
         the store, so it can be added and removed at run time (``conveyor schedule``);
         every scheduler whose app has the task runs it. Checked now, like ``periodic``.
         """
-        from conveyor.scheduler.manage import store_schedule  # the scheduler sits above App
+        # lazy: the scheduler (cronsim, the recurrence maths) costs producers ~50 ms
+        from conveyor.scheduler.manage import store_schedule
 
         return store_schedule(
             self, task, expression, name=name, tz=tz, catch_up=catch_up, args=args, kwargs=kwargs
@@ -437,8 +344,6 @@ class App:
         its own options, in one atomic write; handles come back in order. One bad
         signature refuses the whole batch and nothing is stored (see :mod:`conveyor.bulk`).
         """
-        from conveyor.bulk import enqueue_signatures
-
         return enqueue_signatures(self, signatures)
 
     def enqueue_chain(self, signatures: Sequence[Signature]) -> list[JobHandle]:
@@ -472,38 +377,9 @@ class App:
         piped_from: str | None = None,
     ) -> NewJob:
         """Turn a call into a validated, encoded :class:`NewJob` (nothing is stored)."""
-        if not isinstance(kwargs, dict):
-            raise InvalidOption("kwargs", "must be a dict of keyword arguments")
-        task.check_arguments(args, kwargs, piped_from is not None)
-        defaults = task.options
-        job_id = self.ids.new()
-        data = self.encode_arguments(args, kwargs, piped_from, options.conditions)
-        fingerprint = ""
-        if options.idempotency_key:
-            import hashlib  # only idempotent enqueues need it (it loads OpenSSL)
-
-            fingerprint = hashlib.sha256(task.name.encode() + b"\0" + data).hexdigest()
-        tags = validation.tags((*defaults.tags, *options.tags))
-        return NewJob(
-            id=job_id,
-            queue=options.queue or defaults.queue,
-            task=task.name,
-            payload=self.codec.seal(data, aad=job_id.encode()),
-            priority=defaults.priority if options.priority is None else options.priority,
-            max_attempts=options.max_attempts or defaults.max_attempts,
-            run_at=options.due_at(self.clock.now()),
-            timeout=options.timeout or defaults.timeout,
-            depends_on=options.depends_on,
-            on_dependency_failure=options.on_dependency_failure or defaults.on_dependency_failure,
-            parent_id=piped_from,
-            tags=tags,
-            unique_key=options.unique_key,
-            unique_for=options.unique_for,
-            idempotency_key=options.idempotency_key,
-            idempotency_for=options.idempotency_for,
-            fingerprint=fingerprint,
-            task_version=defaults.version,
-        )
+        now = self.clock.now()
+        call = (task, args, kwargs)
+        return enqueueing.build_job(self.codec, self.ids, now, call, options, piped_from)
 
     def encode_arguments(
         self,
@@ -512,76 +388,31 @@ class App:
         piped_from: str | None,
         conditions: Sequence[Condition] = (),
     ) -> bytes:
-        """Serialize arguments to JSON bytes; errors name the path (``args[1].items[3]``).
-
-        The user's data is checked against ``max_payload_bytes`` here, without the
-        envelope (see :mod:`conveyor.codec.size`); the whole frame is capped on seal."""
-        encoded_args = self.codec.dumps(list(args), what="args")
-        encoded_kwargs = self.codec.dumps(kwargs, what="kwargs")
-        self.codec.check_size(call_data_size(args, encoded_args, kwargs, encoded_kwargs))
-        piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
-        if conditions:
-            from conveyor.conditions import check_conditions  # only jobs with conditions
-
-            specs = [c.to_spec() for c in check_conditions(conditions)]
-            piped += b',"c":' + self.codec.dumps(specs, what="conditions")
-        return b'{"a":' + encoded_args + b',"k":' + encoded_kwargs + piped + b"}"
+        """Serialize arguments to JSON bytes (see :func:`conveyor.payloads.encode_arguments`)."""
+        return payloads.encode_arguments(self.codec, args, kwargs, piped_from, conditions)
 
     def submit(
         self, jobs: Sequence[NewJob], *, connection: object | None = None
     ) -> list[EnqueueResult]:
         """Store built jobs through the enqueue middleware, atomically."""
-
-        def store_call(batch: Sequence[NewJob]) -> list[EnqueueResult]:
-            return self.store.enqueue(batch, connection=connection)
-
-        call = (
-            compose_enqueue(self.enqueue_middleware, store_call)
-            if self.enqueue_middleware
-            else store_call
-        )
-        results = call(jobs)
-        if self.events.wants(JobEnqueued):
-            for new, res in zip(jobs, results, strict=True):
-                self.events.publish(JobEnqueued(res.id, new.task, new.queue, res.duplicate))
-        return results
+        return enqueueing.submit(self.store, self.enqueue_middleware, self.events, jobs, connection)
 
     # reading -----------------------------------------------------------------------------
     def get_job(self, job_id: str) -> JobInfo:
         """The job with that id (:class:`JobNotFound` if there is none)."""
-        job = self.store.get(job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return JobInfo(self, job)
+        return read_job(self, job_id)
 
     def decode_payload(self, job: Job) -> Payload:
         """Decode and check a job's payload; any problem is :class:`CorruptPayload`."""
-        value = self.codec.decode(job.payload, aad=job.id.encode())
-        if not isinstance(value, dict) or not isinstance(value.get("a"), list):
-            raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
-        kwargs = value.get("k", {})
-        piped = value.get("p")
-        conditions = value.get("c", [])
-        if (
-            not isinstance(kwargs, dict)
-            or not (piped is None or isinstance(piped, str))
-            or not isinstance(conditions, list)
-            or not all(isinstance(c, dict) for c in conditions)
-        ):
-            raise CorruptPayload(f"job {job.id}: payload is not an argument frame")
-        return Payload(value["a"], kwargs, piped, tuple(conditions))
+        return payloads.decode_payload(self.codec, job)
 
     def encode_result(self, job_id: str, value: object) -> bytes | None:
         """Encode a handler's return value (None stays None)."""
-        if value is None:
-            return None
-        return self.codec.encode(value, aad=job_id.encode() + b":result", what="result")
+        return payloads.encode_result(self.codec, job_id, value)
 
     def decode_result(self, job: Job) -> Any:
         """Decode a stored result."""
-        if job.result is None:
-            return None
-        return self.codec.decode(job.result, aad=job.id.encode() + b":result")
+        return payloads.decode_result(self.codec, job)
 
     # job and queue controls --------------------------------------------------------------
     def resolve_job_id(self, id_or_prefix: str) -> str:
@@ -646,6 +477,7 @@ class App:
         self, task: Task[Any, R], args: Sequence[Any], kwargs: dict[str, Any], options: JobOptions
     ) -> R:
         """Record a job and run it in this process now (one attempt, no background retry)."""
+        # lazy: the executor and the gate are a worker's, not every producer's
         from conveyor.worker.sync import run_now
 
         new = self.build_job(task, args, kwargs, options)
@@ -660,7 +492,7 @@ class App:
 
         ``overrides`` rank as code: ``CONVEYOR_*`` variables beat them, the file does not.
         """
-        from conveyor.config import WorkerSettings
+        # lazy: the worker stack (maintenance, memory watch, reporting) costs ~50 ms
         from conveyor.worker.consumer import Worker
 
         if settings is None:

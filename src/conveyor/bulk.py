@@ -23,11 +23,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import InvalidJob, InvalidOption
+from conveyor.handles import JobHandle
+from conveyor.job import NewJob
 from conveyor.workflow import Signature
 
 if TYPE_CHECKING:
-    from conveyor.app import App, JobHandle
-    from conveyor.job import NewJob
+    from conveyor.runtime import Producer
     from conveyor.task import Task
 
 CALL_FORMS = (
@@ -69,7 +70,7 @@ def enqueue_calls(task: Task[Any, Any], calls: Iterable[object]) -> list[JobHand
     return store_batch(app, jobs, options.connection)
 
 
-def enqueue_signatures(app: App, signatures: Iterable[object]) -> list[JobHandle]:
+def enqueue_signatures(app: Producer, signatures: Iterable[object]) -> list[JobHandle]:
     """Build one job per signature and store them at once (see the module docstring)."""
     if isinstance(signatures, Signature) or not isinstance(signatures, Iterable):
         raise InvalidOption("signatures", "expected a list of signatures: [task.s(...), ...]")
@@ -99,10 +100,8 @@ def enqueue_signatures(app: App, signatures: Iterable[object]) -> list[JobHandle
     return store_batch(app, jobs, connection)
 
 
-def store_batch(app: App, jobs: list[NewJob], connection: object | None) -> list[JobHandle]:
+def store_batch(app: Producer, jobs: list[NewJob], connection: object | None) -> list[JobHandle]:
     """Store built jobs in one atomic call; handles in the order of ``jobs``."""
-    from conveyor.app import JobHandle
-
     if not jobs:
         return []
     results = app.submit(jobs, connection=connection)

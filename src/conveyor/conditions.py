@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from conveyor.errors import InvalidOption
 from conveyor.job import TERMINAL_STATES, JobState
+from conveyor.zones import load_zone
 
 if TYPE_CHECKING:
     from conveyor.coordination.limits import JobArguments
@@ -92,6 +93,11 @@ class Condition(abc.ABC):
     def check(self, ctx: ConditionContext) -> Decision | None:
         """None to let the job run, else the decision."""
 
+    def _check_objection(self) -> None:
+        """Check ``otherwise`` and ``delay`` (every condition has them), on creation."""
+        _otherwise(self.otherwise)
+        object.__setattr__(self, "delay", _delay(self.delay))
+
     def objection(self, reason: str, delay: float | None = None) -> Decision:
         """The decision this condition makes when it is not met."""
         if self.otherwise == "skip":
@@ -122,8 +128,7 @@ class QueueDepth(Condition):
         _bound(self.min, "min")
         if self.max is None and self.min is None:
             raise InvalidOption("max", "give max, min or both")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         queue = self.queue or ctx.job.queue
@@ -154,8 +159,6 @@ class TimeWindow(Condition):
     delay: float = 60.0
 
     def __post_init__(self) -> None:
-        from conveyor.scheduler.cron import load_zone
-
         for field in ("start", "end"):
             value = getattr(self, field)
             end_of_day = field == "end" and value == "24:00"
@@ -168,8 +171,7 @@ class TimeWindow(Condition):
         if not days or any(d not in DAYS for d in days):
             raise InvalidOption("days", f"must be a list of {', '.join(DAYS)}, not {self.days!r}")
         object.__setattr__(self, "days", days)
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def _minutes(self, text: str) -> int:
         hours, minutes = text.split(":")
@@ -188,8 +190,6 @@ class TimeWindow(Condition):
 
     def next_open(self, after: float) -> float:
         """The first time at or after ``after`` when the window is open (epoch seconds)."""
-        from conveyor.scheduler.cron import load_zone
-
         zone = load_zone(self.tz)
         moment = datetime.fromtimestamp(after, UTC).astimezone(zone)
         start = self._minutes(self.start)
@@ -202,8 +202,6 @@ class TimeWindow(Condition):
         return after + self.delay
 
     def check(self, ctx: ConditionContext) -> Decision | None:
-        from conveyor.scheduler.cron import load_zone
-
         moment = datetime.fromtimestamp(ctx.now, UTC).astimezone(load_zone(self.tz))
         if self.is_open(moment):
             return None
@@ -240,8 +238,7 @@ class SystemLoad(Condition):
 
     def __post_init__(self) -> None:
         _bound(self.max_per_cpu, "max_per_cpu")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         load = load_per_cpu()
@@ -261,8 +258,7 @@ class FreeMemory(Condition):
 
     def __post_init__(self) -> None:
         _bound(self.min_mb, "min_mb")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         free_mb = available_memory() >> 20
@@ -292,8 +288,7 @@ class JobStateIs(Condition):
         if not states or any(s not in known for s in states):
             raise InvalidOption("states", f"must be job states among {', '.join(sorted(known))}")
         object.__setattr__(self, "states", states)
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         other = ctx.store.get(self.job_id)
@@ -324,8 +319,7 @@ class Predicate(Condition):
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidOption("name", "must name a function registered with @app.condition")
-        _otherwise(self.otherwise)
-        object.__setattr__(self, "delay", _delay(self.delay))
+        self._check_objection()
 
     def check(self, ctx: ConditionContext) -> Decision | None:
         fn = ctx.predicates.get(self.name)

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from conveyor.durations import FORMS as DURATION_FORMS
 from conveyor.durations import parse_duration
 from conveyor.errors import ConfigurationError
+from conveyor.maintenance.retention import parse_retention
+from conveyor.queues import parse_queues
 
 DEFAULT_STORE = "sqlite:///conveyor.db"
 ENV_PREFIX = "CONVEYOR_"
@@ -133,9 +135,6 @@ class WorkerSettings:
     """A job whose conditions raise this many times in a row fails (``condition_error``)."""
 
     def __post_init__(self) -> None:
-        from conveyor.maintenance.retention import parse_retention
-        from conveyor.queues import parse_queues
-
         for name in ("retention_completed", "retention_failed", "retention_cancelled"):
             parse_retention(getattr(self, name), name)
         _positive("prune_interval", self.prune_interval)

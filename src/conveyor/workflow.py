@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import InvalidOption
+from conveyor.options import JobOptions, check_option_names
 
 if TYPE_CHECKING:
-    from conveyor.app import App, JobHandle
-    from conveyor.task import JobOptions, Task
+    from conveyor.handles import JobHandle
+    from conveyor.runtime import Producer
+    from conveyor.task import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +26,6 @@ class Signature:
 
     def with_options(self, **options: Any) -> Signature:
         """The same call with more options."""
-        from conveyor.task import check_option_names
-
         check_option_names(options, self.task)
         return Signature(self.task, self.args, self.kwargs, self.options.merged(**options))
 
@@ -59,7 +59,7 @@ class Chain:
     per option) the rest.
     """
 
-    def __init__(self, app: App, signatures: Sequence[Signature]) -> None:
+    def __init__(self, app: Producer, signatures: Sequence[Signature]) -> None:
         if not signatures:
             raise InvalidOption("chain", "needs at least one signature")
         for sig in signatures:

@@ -86,7 +86,7 @@ def test_a_finished_job_awaiting_its_acknowledgement_is_not_shown_as_running(
     quick.enqueue()
     worker = child_worker(app, reporter)
     assert worker.run_once() == 1
-    assert worker._acks  # completed, acknowledged with the next claim
+    assert worker.acks.pending  # completed, acknowledged with the next claim
     assert slot.read() is None
 
 

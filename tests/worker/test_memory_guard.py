@@ -307,7 +307,7 @@ def test_task_option_takes_precedence_over_the_worker_flag(mem_app: App) -> None
     w = Worker(mem_app, WorkerSettings(poll_interval=0.05, max_memory_per_job=100))
     w.memory.sample = lambda: 400 * MIB
     w.run_once()
-    w._flush_acks()
+    w.acks.flush()
     assert mem_app.get_job(handle.id).state is JobState.COMPLETED and not w.stopping
 
 

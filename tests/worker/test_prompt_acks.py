@@ -123,13 +123,13 @@ def test_completions_are_written_within_the_interval_while_busy(
 
     handles = [tick.enqueue(n) for n in range(20)]
     run = worker(app)
-    original = run._acknowledge
+    original = run.acks.acknowledge
 
-    def acknowledge(lease: Lease, outcome: object) -> None:
+    def acknowledge(lease: Lease, outcome: object, runtime: float) -> None:
         finished_at[lease.job_id] = clock.monotonic()
-        original(lease, outcome)  # type: ignore[arg-type]
+        original(lease, outcome, runtime)  # type: ignore[arg-type]
 
-    run._acknowledge = acknowledge  # type: ignore[method-assign]
+    run.acks.acknowledge = acknowledge  # type: ignore[method-assign]
     run.run()
     assert late == []
     assert all(app.get_job(h.id).state is JobState.COMPLETED for h in handles)

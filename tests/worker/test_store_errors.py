@@ -87,7 +87,7 @@ def make_worker(app: App, **overrides: Any) -> Worker:
 
 def recording_sleeps(worker: Worker) -> list[float]:
     waits: list[float] = []
-    worker.sleep = waits.append
+    worker.acks.sleep = waits.append
     return waits
 
 
@@ -206,7 +206,7 @@ def test_acknowledgement_gives_up_once_the_lease_is_fenced(
         clock.advance(seconds)
         worker.keeper.beat()
 
-    worker.sleep = sleep
+    worker.acks.sleep = sleep
     assert worker.run_once() == 1  # one step, no drain wait: the job is still processing
     worker.executor.close()
     assert worker.stats.lost == 1 and worker.stats.failed == 0

@@ -21,12 +21,12 @@ import bisect
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 from cronsim.explain import explain
 
-from conveyor.errors import InvalidOption
+from conveyor.zones import ScheduleError, load_zone
 
 __all__ = ["MACROS", "NEVER_FIRES_YEARS", "CronExpr", "ScheduleError", "load_zone"]
 
@@ -52,17 +52,6 @@ MACROS = {
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-
-
-class ScheduleError(InvalidOption):
-    """A schedule, cron field, time zone or preview option is invalid.
-
-    ``field`` names what was wrong (``"minute field"``, ``"time zone"``, ``"schedule"``).
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(field, message)
 
 
 @dataclass(frozen=True)
@@ -146,23 +135,14 @@ def _check_fields(fields: list[str]) -> None:
             _check_term(spec, term)
 
 
-def load_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name`` (e.g. ``Europe/Berlin``).
-
-    Raises:
-        ScheduleError: the name is not a known IANA time zone.
-    """
-    text = name.strip()
-    if not text or len(text) > 64:
-        raise ScheduleError("time zone", f"{name!r} is not an IANA time zone name")
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ScheduleError(
-            "time zone",
-            f"unknown time zone {text!r}; use an IANA name such as Europe/Berlin, "
-            "America/New_York or UTC",
-        ) from None
+def check_after(after: datetime, n: int) -> None:
+    """Refuse a preview start without a UTC offset or out of range, or a count below one."""
+    if after.tzinfo is None or after.utcoffset() is None:
+        raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
+    if n < 1:
+        raise ScheduleError("count", f"{n} must be at least 1")
+    if not 1970 <= after.year <= 9000:
+        raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
 
 
 def _is_imaginary(wall: datetime, tz: ZoneInfo) -> bool:
@@ -279,12 +259,7 @@ class CronExpr:
             ScheduleError: ``after`` is naive, ``n`` is not positive, or no fire time
                 exists before the calendar ends.
         """
-        if after.tzinfo is None or after.utcoffset() is None:
-            raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
-        if n < 1:
-            raise ScheduleError("count", f"{n} must be at least 1")
-        if not 1970 <= after.year <= 9000:
-            raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
+        check_after(after, n)
         start = after.astimezone(tz).replace(tzinfo=None)
         # Compare in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
         after_utc = after.astimezone(UTC)

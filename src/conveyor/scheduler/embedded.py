@@ -13,10 +13,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from conveyor.app import App
+from conveyor.scheduler.service import ScheduledApp, Scheduler
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -27,9 +25,7 @@ STOP_TIMEOUT = 10.0
 class SchedulerThread:
     """The scheduler service on a daemon thread of this process."""
 
-    def __init__(self, app: App) -> None:
-        from conveyor.scheduler.service import Scheduler
-
+    def __init__(self, app: ScheduledApp) -> None:
         self.service = Scheduler(app)
         self._stop = threading.Event()
         self._thread = threading.Thread(

@@ -16,12 +16,12 @@ from conveyor.scheduler.registry import ScheduleRegistry, StoredSchedule
 from conveyor.scheduler.service import parse_timing
 
 if TYPE_CHECKING:
-    from conveyor.app import App
+    from conveyor.runtime import Runtime
     from conveyor.task import Task
 
 
 def store_schedule(
-    app: App,
+    app: Runtime,
     task: Task[Any, Any] | str,
     expression: str,
     *,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from conveyor.scheduler.cron import CronExpr, ScheduleError, load_zone, wall_instant
+from conveyor.scheduler.cron import CronExpr, ScheduleError, check_after, load_zone, wall_instant
 
 __all__ = ["EPOCH", "MAX_INTERVAL_SECONDS", "Interval", "Once", "Schedule", "describe_interval"]
 
@@ -22,15 +22,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 """The longest interval accepted (one leap year)."""
-
-
-def _require_aware(after: datetime, n: int) -> None:
-    if after.tzinfo is None or after.utcoffset() is None:
-        raise ScheduleError("after", "must carry a UTC offset (e.g. 2026-03-29T00:00:00+01:00)")
-    if n < 1:
-        raise ScheduleError("count", f"{n} must be at least 1")
-    if not 1970 <= after.year <= 9000:
-        raise ScheduleError("after", f"year {after.year} is out of range 1970-9000")
 
 
 @dataclass(frozen=True)
@@ -50,7 +41,7 @@ class Interval:
 
     def next_after(self, after: datetime, tz: ZoneInfo, n: int = 1) -> list[datetime]:
         """The first ``n`` fire times strictly after ``after``, as aware datetimes in ``tz``."""
-        _require_aware(after, n)
+        check_after(after, n)
         elapsed = after - self.anchor
         step = timedelta(seconds=self.seconds)
         k = elapsed // step + 1
@@ -73,7 +64,7 @@ class Once:
 
     def next_after(self, after: datetime, tz: ZoneInfo, n: int = 1) -> list[datetime]:
         """The fire time if it is strictly after ``after`` (a list of at most one)."""
-        _require_aware(after, n)
+        check_after(after, n)
         moment = wall_instant(self.wall, tz)
         return [moment.astimezone(tz)] if moment.astimezone(UTC) > after.astimezone(UTC) else []
 

@@ -28,14 +28,15 @@ import math
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo
 
 from conveyor.coordination.lease import LeaderLease
 from conveyor.errors import ConveyorError, InvalidOption
-from conveyor.scheduler.cron import ScheduleError, load_zone
+from conveyor.runtime import Producer
 from conveyor.scheduler.defaults import (
     DEFAULT_LEADER_TTL,
     DEFAULT_LOOKBACK,
@@ -48,9 +49,9 @@ from conveyor.scheduler.defaults import (
 from conveyor.scheduler.natural import parse_schedule
 from conveyor.scheduler.recurrence import Schedule
 from conveyor.scheduler.registry import ScheduleRegistry, StoredSchedule
+from conveyor.zones import ScheduleError, load_zone
 
 if TYPE_CHECKING:
-    from conveyor.app import App
     from conveyor.task import Task
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "SKIP_GRACE",
     "CatchUp",
     "PeriodicEntry",
+    "ScheduledApp",
     "Scheduler",
     "unique_key",
 ]
@@ -164,6 +166,15 @@ def unique_key(name: str, fire_ts: float) -> str:
     return f"periodic:{name}:{int(fire_ts)}"
 
 
+class ScheduledApp(Producer, Protocol):
+    """An app as the scheduler sees it: a producer with code-defined periodic entries."""
+
+    @property
+    def schedules(self) -> Mapping[str, PeriodicEntry]:
+        """Periodic entries by name (``@app.periodic``)."""
+        ...
+
+
 class Scheduler:
     """Enqueues the app's periodic entries and the store's schedules when they are due.
 
@@ -174,7 +185,7 @@ class Scheduler:
 
     def __init__(
         self,
-        app: App,
+        app: ScheduledApp,
         *,
         lookback: float = DEFAULT_LOOKBACK,
         max_catch_up: int = DEFAULT_MAX_CATCH_UP,

@@ -17,8 +17,8 @@ from conveyor.coordination.limits import key_names_no_parameter
 from conveyor.queues import parse_queues
 
 if TYPE_CHECKING:
-    from conveyor.app import App
     from conveyor.config import WorkerSettings
+    from conveyor.runtime import Runtime
     from conveyor.worker.reporting import WorkerStats
 
 log = logging.getLogger("conveyor.worker")
@@ -40,7 +40,7 @@ def queues_text(spec: str) -> str:
     return ",".join(queues.names) + (" (in order)" if len(queues.names) > 1 else "")
 
 
-def log_banner(app: App, settings: WorkerSettings, node_id: str, *, mode: str) -> None:
+def log_banner(app: Runtime, settings: WorkerSettings, node_id: str, *, mode: str) -> None:
     """Log the start-up banner and every start-up warning."""
     info = app.store.info()
     concurrency = f"autoscale {settings.autoscale}" if settings.autoscale else settings.concurrency
@@ -63,7 +63,7 @@ def log_banner(app: App, settings: WorkerSettings, node_id: str, *, mode: str) -
         log.warning(warning.message, extra=warning.fields)
 
 
-def startup_warnings(app: App, settings: WorkerSettings) -> list[StartupWarning]:
+def startup_warnings(app: Runtime, settings: WorkerSettings) -> list[StartupWarning]:
     """Set-ups that run but not as the operator meant."""
     warnings: list[StartupWarning] = []
     consumed = set(parse_queues(settings.queues).names)
@@ -99,7 +99,7 @@ def startup_warnings(app: App, settings: WorkerSettings) -> list[StartupWarning]
     return warnings
 
 
-def _queue_limit_warnings(app: App, consumed: set[str]) -> list[StartupWarning]:
+def _queue_limit_warnings(app: Runtime, consumed: set[str]) -> list[StartupWarning]:
     """Queue limits (``app.limit_queue``) keyed by a name some task of the queue lacks;
     task limits are refused when the task is declared."""
     warnings: list[StartupWarning] = []

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from conveyor.job import Lease
 
 if TYPE_CHECKING:
-    from conveyor.app import App
     from conveyor.config import WorkerSettings
+    from conveyor.runtime import Runtime
 from conveyor.worker.channel import ReportWriter
 from conveyor.worker.reporting import WorkerStats, rss_bytes
 from conveyor.worker.slot import JobSlot
@@ -142,7 +142,7 @@ def child_signals(worker: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_child(app: App, settings: WorkerSettings, reporter: PipeReporter) -> int:
+def run_child(app: Runtime, settings: WorkerSettings, reporter: PipeReporter) -> int:
     """The child's life once it has its app: report ready, consume, report stats."""
     from conveyor.worker.consumer import Worker
 

@@ -14,25 +14,24 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 
-from conveyor.app import App
 from conveyor.config import WorkerSettings
 from conveyor.errors import (
     CancelInterrupt,
-    LeaseLost,
     MemoryLimitInterrupt,
     StoreError,
     StoreUnavailable,
 )
-from conveyor.events import JobFinished, JobStarted, WorkerStateChanged
+from conveyor.events import JobStarted, WorkerStateChanged
 from conveyor.job import Lease
 from conveyor.maintenance.pruner import Pruner
 from conveyor.maintenance.rescuer import Rescuer
 from conveyor.maintenance.retention import Retention
 from conveyor.queue_control import PausedQueues
 from conveyor.queues import QueueSelector, parse_queues
-from conveyor.stores.base import ClaimParams, Completion
+from conveyor.runtime import Runtime
+from conveyor.stores.base import ClaimParams
+from conveyor.worker.acks import FLUSH_SHARE, FLUSH_STRETCH, Acknowledger, next_backoff
 from conveyor.worker.executor import Executor, Kind, Outcome, ShutdownInterrupt
 from conveyor.worker.gate import Gate
 from conveyor.worker.heartbeat import LeaseKeeper
@@ -50,9 +49,7 @@ from conveyor.worker.reporting import (
 
 log = logging.getLogger("conveyor.worker")
 
-
-_COMPLETED = Outcome(Kind.COMPLETED)
-_RELEASED = Outcome(Kind.RELEASED)
+__all__ = ["FLUSH_SHARE", "FLUSH_STRETCH", "STAGE_EVERY", "StopWaiting", "Worker", "next_backoff"]
 
 
 class StopWaiting(BaseException):
@@ -61,19 +58,6 @@ class StopWaiting(BaseException):
 
 STAGE_EVERY = 1.0
 """Seconds between due-job promotions while busy (idle workers stage before sleeping)."""
-FLUSH_SHARE = 0.03
-"""Writing pending completions may take this share of a busy worker's time: a store whose
-writes take longer than ``ack_flush_interval * FLUSH_SHARE`` gets fewer, larger batches..."""
-FLUSH_STRETCH = 4.0
-"""...waiting at most this many times ``ack_flush_interval``."""
-BACKOFF_FIRST = 0.05
-BACKOFF_MAX = 5.0
-"""Back-off after a store error: doubles from the first to the longest wait."""
-
-
-def next_backoff(previous: float) -> float:
-    """The wait after ``previous`` (0: the first error)."""
-    return min(max(previous * 2, BACKOFF_FIRST), BACKOFF_MAX)
 
 
 class Worker:
@@ -84,7 +68,7 @@ class Worker:
 
     def __init__(
         self,
-        app: App,
+        app: Runtime,
         settings: WorkerSettings,
         *,
         reporter: Reporter | None = None,
@@ -139,29 +123,24 @@ class Worker:
             interval=settings.prune_interval,
         )
         self.stats = WorkerStats()
+        self.acks = Acknowledger(
+            app,
+            self.keeper,
+            self.reporter,
+            self.stats,
+            worker_id=self.worker_id,
+            flush_interval=settings.ack_flush_interval,
+        )
         self._stop = threading.Event()
         self._immediate = False
         self._running_job: str | None = None
-        self._lost: set[str] = set()
         self._next_stage = 0.0
         self._next_due: float | None = None
         self._maintenance: threading.Thread | None = None
         self._store_backoff = 0.0
         self._runtime = 0.0
-        self._acks: list[Completion] = []
-        self._ack_by = 0.0
-        """Monotonic time by which the oldest pending completion must be written."""
-        self._ack_window = settings.ack_flush_interval
-        """How long completions may wait: ``ack_flush_interval``, or longer when the store's
-        writes are slow (see :data:`FLUSH_SHARE`)."""
-        self._quick_tasks: set[str] = set()
-        """Tasks whose last run here was shorter than the ack window: pending
-        completions may wait through one of them (a job of any other task might run long)."""
         self._published = False
         """Whether the reporter holds a non-empty claimed batch of ours."""
-        self._ack_runtimes: dict[str, float] = {}
-        self.sleep: Callable[[float], None] = time.sleep
-        """How acknowledgement retries wait (tests record the waits instead)."""
         self._idle = False
         self._grace_timer: threading.Timer | None = None
 
@@ -205,7 +184,7 @@ class Worker:
         return self._stop.is_set()
 
     def _on_lease_lost(self, job_id: str) -> None:
-        self._lost.add(job_id)
+        self.acks.lost.add(job_id)
         if self._running_job == job_id:
             log.warning("lease of running job %s lost; stopping it", job_id)
             self.interrupter.interrupt(CancelInterrupt)
@@ -256,7 +235,7 @@ class Worker:
                 except StoreError as exc:  # a store call no step handled: never stop for it
                     self._store_trouble(exc, "running the worker loop")
         finally:
-            self._flush_acks()
+            self.acks.flush()
             job_log.detach()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
@@ -273,7 +252,7 @@ class Worker:
     def run_once(self) -> int:
         """Claim one batch and run it; wait for work when there is none. Returns jobs run."""
         if self._paused.is_set():
-            self._flush_acks()
+            self.acks.flush()
             self._stop.wait(self.settings.poll_interval)
             return 0
         now = self.app.clock.now()
@@ -289,28 +268,22 @@ class Worker:
         done = 0
         for index, lease in enumerate(leases):
             if self._stop.is_set():
-                self._release_unstarted(leases[index:])
+                self.acks.release_unstarted(leases[index:])
                 break
-            if self._acks and self._ack_due(lease):
-                self._flush_acks()
+            if self.acks.pending and self.acks.due(lease):
+                self.acks.flush()
             outcome = self._execute(lease)
             done += 1
-            self._acknowledge(lease, outcome)
+            self.acks.acknowledge(lease, outcome, self._runtime)
         self._check_recycle()
         if self._stop.is_set():
-            self._flush_acks()
+            self.acks.flush()
         return done
 
     def _check_memory_recycle(self) -> None:
         """Stop before the next job when the one that ended passed a memory limit."""
         if not self._stop.is_set() and self._memory_recycle_reason():
             self._check_recycle()
-
-    def _ack_due(self, lease: Lease) -> bool:
-        """Whether pending completions must be written before ``lease``'s job starts: the
-        oldest is as old as the ack window, or the job may run long (its task is not
-        known to be quick), which would hold them for its whole run."""
-        return lease.job.task not in self._quick_tasks or self.app.clock.monotonic() >= self._ack_by
 
     def _check_recycle(self) -> None:
         """Stop (to be replaced) past a memory limit, max tasks or max lifetime."""
@@ -357,7 +330,7 @@ class Worker:
 
     def _claim(self) -> list[Lease]:
         """Acknowledge finished jobs and claim the next batch in one store call."""
-        acks, self._acks = self._acks, []
+        acks = self.acks.take()
         params = ClaimParams(
             queues=self.paused_queues.filter(self.selector.next_order()),
             worker_id=self.worker_id,
@@ -370,9 +343,9 @@ class Worker:
             else:
                 lost, leases = [], self.store.claim(params)
         except StoreError as exc:
-            self._acks = self._still_held(acks) + self._acks
+            self.acks.put_back(acks)
             if acks and not isinstance(exc, StoreUnavailable):
-                self._flush_acks()  # find out whether the completions or the claim failed
+                self.acks.flush()  # find out whether the completions or the claim failed
             self._store_trouble(exc, "claiming jobs")
             return []
         self._store_backoff = 0.0
@@ -380,7 +353,7 @@ class Worker:
             self.reporter.claimed(leases)  # the supervisor releases them if we die
             self._published = bool(leases)
         if acks:
-            self._acknowledged(acks, lost)
+            self.acks.acknowledged(acks, lost)
         for lease in leases:
             self.keeper.track(lease)
         return leases
@@ -491,7 +464,7 @@ class Worker:
         limit = self._memory_limit(task.options.max_memory_bytes if task else None)
         watched = bool(limit or self.settings.max_memory_per_child)
         try:
-            if job.id in self._lost:
+            if job.id in self.acks.lost:
                 return Outcome(Kind.RELEASED)
             if watched:
                 self.memory.arm(job.id, limit)
@@ -504,10 +477,7 @@ class Worker:
                 self._check_memory_recycle()
             self._running_job = None
             self._runtime = self.app.clock.monotonic() - started
-            if self._runtime < self._ack_window:
-                self._quick_tasks.add(job.task)
-            else:
-                self._quick_tasks.discard(job.task)
+            self.acks.ran(job.task, self._runtime)
             # not running any more, though maybe not acknowledged yet: were the process
             # to die now, the supervisor releases it instead of blaming it (G9)
             self.reporter.job_finished(job.id, "ran")
@@ -522,215 +492,6 @@ class Worker:
                     extra={"task": job.task},
                 )
                 self.reporter.leak(job.task, *leak)
-
-    def _acknowledge(self, lease: Lease, outcome: Outcome) -> None:
-        """Turn an outcome into its one fenced store call.
-
-        The lease stays tracked (the heartbeat renews it) until the call succeeds, so
-        a store outage delays the acknowledgement instead of losing the job's result."""
-        job = lease.job
-        if outcome.kind is not Kind.DEFERRED:  # a put-back job did not run here
-            self.stats.processed += 1
-        if outcome.kind is Kind.COMPLETED:
-            # acknowledged with the next claim (one commit), or by _flush_acks once the
-            # oldest is _ack_window old or before a job that may run long (_ack_due)
-            if not self._acks:
-                self._ack_by = self.app.clock.monotonic() + self._ack_window
-            self._acks.append(Completion(lease, outcome.result))
-            self._ack_runtimes[job.id] = self._runtime
-            return
-        label = self._record(lease, outcome)
-        self.keeper.untrack(job.id)
-        self._lost.discard(job.id)
-        self._count(label)
-        self._finished(lease, outcome, label, self._runtime)
-
-    def _record(self, lease: Lease, outcome: Outcome) -> str:
-        """Make the outcome's store call, retrying while the store is unavailable and the
-        lease is still ours. Returns the label it ended with (the outcome, ``lost`` or
-        ``unrecorded``)."""
-        job_id, kind = lease.job_id, outcome.kind.value
-        backoff = 0.0
-        while True:
-            try:
-                self._store_outcome(lease, outcome)
-                return kind
-            except LeaseLost:
-                log.warning("job %s: lease lost before its %s was recorded", job_id, kind)
-                return "lost"
-            except StoreUnavailable as exc:
-                if job_id in self._lost:
-                    log.error(
-                        "job %s: lease expired while the store was unavailable; its %s was "
-                        "not recorded and the job will be rescued",
-                        job_id,
-                        kind,
-                    )
-                    return "lost"
-                backoff = next_backoff(backoff)
-                log.warning(
-                    "job %s: store unavailable recording its %s (%s); retrying in %.2fs",
-                    job_id,
-                    kind,
-                    exc,
-                    backoff,
-                )
-                self.sleep(backoff)
-            except StoreError as exc:
-                log.error(
-                    "job %s: the store refused to record its %s: %s: %s",
-                    job_id,
-                    kind,
-                    type(exc).__name__,
-                    exc,
-                )
-                return "unrecorded"
-
-    def _store_outcome(self, lease: Lease, outcome: Outcome) -> None:
-        kind = outcome.kind
-        if kind is Kind.RETRYING:
-            assert outcome.error is not None
-            self.store.fail(lease, outcome.error, retry_at=outcome.retry_at)
-        elif kind is Kind.FAILED:
-            assert outcome.error is not None
-            self.store.fail(lease, outcome.error, retry_at=None, reason=outcome.reason)
-        elif kind is Kind.CANCELLED or kind is Kind.SKIPPED:
-            self.store.finish_cancelled(lease)
-        else:  # DEFERRED, RELEASED (a released job may wait: a store error put it back)
-            self.store.release(lease, run_at=outcome.retry_at)
-
-    def _count(self, label: str) -> None:
-        stats = self.stats
-        if label == "retrying":
-            stats.retried += 1
-        elif label == "failed":
-            stats.failed += 1
-        elif label in ("cancelled", "skipped"):
-            stats.cancelled += 1
-        elif label == "deferred":
-            stats.deferred += 1
-        elif label == "released":
-            stats.released += 1
-        elif label == "lost":
-            stats.lost += 1
-        elif label == "unrecorded":
-            stats.unrecorded += 1
-
-    def _flush_acks(self) -> None:
-        """Acknowledge deferred completions now (before idling or stopping), retrying while
-        the store is unavailable and the leases are still held."""
-        acks, self._acks = self._acks, []
-        backoff = 0.0
-        while acks:
-            try:
-                started = self.app.clock.monotonic()
-                lost = self.store.complete(acks)
-                self._measured_flush(self.app.clock.monotonic() - started)
-            except StoreUnavailable as exc:
-                acks = self._still_held(acks)
-                backoff = next_backoff(backoff)
-                log.warning(
-                    "store unavailable acknowledging %d jobs (%s); retrying in %.2fs",
-                    len(acks),
-                    exc,
-                    backoff,
-                )
-                self.sleep(backoff)
-                continue
-            except StoreError as exc:
-                log.error(
-                    "the store refused to record the completion of jobs %s: %s: %s",
-                    ", ".join(a.lease.job_id for a in acks),
-                    type(exc).__name__,
-                    exc,
-                )
-                for done in acks:
-                    runtime = self._done_with(done.lease.job_id)
-                    self._count("unrecorded")
-                    self._finished(done.lease, _COMPLETED, "unrecorded", runtime)
-                return
-            self._acknowledged(acks, lost)
-            return
-
-    def _measured_flush(self, took: float) -> None:
-        """Widen the ack window (up to :data:`FLUSH_STRETCH` times the interval) so that
-        writing completions stays under :data:`FLUSH_SHARE` of the time; a faster write
-        narrows it again (0 stays 0: each completion at once)."""
-        interval = self.settings.ack_flush_interval
-        self._ack_window = min(max(interval, took / FLUSH_SHARE), interval * FLUSH_STRETCH)
-
-    def _still_held(self, acks: list[Completion]) -> list[Completion]:
-        """Drop completions whose lease expired meanwhile (the rescuer runs them again)."""
-        if not self._lost:
-            return acks
-        held: list[Completion] = []
-        for done in acks:
-            job_id = done.lease.job_id
-            if job_id in self._lost:
-                log.error(
-                    "job %s: lease expired while the store was unavailable; its completion "
-                    "was not recorded and the job will be rescued",
-                    job_id,
-                )
-                self._done_with(job_id)
-                self._count("lost")
-                self._finished(done.lease, _COMPLETED, "lost", 0.0)
-            else:
-                held.append(done)
-        return held
-
-    def _done_with(self, job_id: str) -> float:
-        """Stop renewing the job's lease; return its run time."""
-        self.keeper.untrack(job_id)
-        self._lost.discard(job_id)
-        return self._ack_runtimes.pop(job_id, 0.0)
-
-    def _acknowledged(self, acks: list[Completion], lost: list[str]) -> None:
-        lost_ids = set(lost)
-        for done in acks:
-            runtime = self._done_with(done.lease.job_id)
-            if done.lease.job_id in lost_ids:
-                self.stats.lost += 1
-                log.warning("job %s: lease lost, result dropped", done.lease.job_id)
-                self._finished(done.lease, _COMPLETED, "lost", runtime)
-            else:
-                self.stats.completed += 1
-                self._finished(done.lease, _COMPLETED, "completed", runtime)
-
-    def _finished(self, lease: Lease, outcome: Outcome, label: str, runtime: float) -> None:
-        self.reporter.job_finished(lease.job_id, label)
-        if not self.app.events.wants(JobFinished):
-            return
-        job = lease.job
-        error = outcome.error
-        retry_in = None
-        if outcome.retry_at is not None:
-            retry_in = max(outcome.retry_at - self.app.clock.now(), 0.0)
-        self.app.events.publish(
-            JobFinished(
-                job.id,
-                job.task,
-                job.queue,
-                job.attempt,
-                self.worker_id,
-                label,
-                runtime,
-                f"{error.type}: {error.message}" if error else "",
-                retry_in=retry_in,
-                reason=str(outcome.reason or ""),
-                detail=outcome.detail,
-                traceback=error.traceback if error else "",
-            )
-        )
-
-    def _release_unstarted(self, leases: list[Lease]) -> None:
-        """Give back what was claimed but not started (a stop came), retrying through a
-        store outage: a lease left to expire would cost the job a rescue."""
-        for lease in leases:
-            label = self._record(lease, _RELEASED)
-            self.keeper.untrack(lease.job_id)
-            self._lost.discard(lease.job_id)
-            self._count(label)
 
     # maintenance -------------------------------------------------------------------------
     def _start_maintenance(self) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import App
 from conveyor.context import JobContext, reset_current, set_current
 from conveyor.errors import (
     Cancel,
@@ -32,6 +31,7 @@ from conveyor.errors import (
 from conveyor.job import FailureReason, JobError, Lease
 from conveyor.middleware import compose_execute
 from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.runtime import Runtime
 from conveyor.worker.gate import Gate
 from conveyor.worker.interrupt import Interrupter
 
@@ -85,7 +85,7 @@ class Executor:
 
     def __init__(
         self,
-        app: App,
+        app: Runtime,
         worker_id: str,
         interrupter: Interrupter | None = None,
         gate: Gate | None = None,

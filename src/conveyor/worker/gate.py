@@ -10,18 +10,31 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from conveyor.conditions import (
+    Condition,
+    ConditionContext,
+    Decision,
+    condition_from_spec,
+    evaluate,
+)
+from conveyor.coordination.decisions import (
+    CONDITION_ERROR,
+    record_condition_error,
+    record_decision,
+    record_deferral,
+)
+from conveyor.coordination.limiter import Limiter
+from conveyor.coordination.limits import Bucket, Concurrency, JobArguments, Limit, bucket_key
 from conveyor.errors import ConveyorError, InvalidOption, StoreUnavailable
+from conveyor.job import Job
+from conveyor.payloads import Payload
+from conveyor.runtime import Runtime
 
 if TYPE_CHECKING:
-    from conveyor.app import App, Payload
-    from conveyor.conditions import Decision
-    from conveyor.coordination.limiter import Limiter
-    from conveyor.coordination.limits import Bucket, JobArguments
-    from conveyor.job import Job
     from conveyor.task import Task
 
 log = logging.getLogger("conveyor.worker")
@@ -48,7 +61,7 @@ STORE_TROUBLE_DELAY = 5.0
 class Gate:
     """Checks one worker's jobs against their conditions and limits."""
 
-    def __init__(self, app: App, *, slot_ttl: float, error_limit: int = 5) -> None:
+    def __init__(self, app: Runtime, *, slot_ttl: float, error_limit: int = 5) -> None:
         self.app = app
         self.slot_ttl = slot_ttl
         self.error_limit = error_limit
@@ -69,10 +82,8 @@ class Gate:
 
     @property
     def limiter(self) -> Limiter:
-        """The limiter, made on first use (workers without limits never load it)."""
+        """The limiter, made on first use (a worker without limits never needs one)."""
         if self._limiter is None:
-            from conveyor.coordination.limiter import Limiter
-
             self._limiter = Limiter(self.app.store, slot_ttl=self.slot_ttl)
         return self._limiter
 
@@ -89,9 +100,6 @@ class Gate:
         piped result); default: the payload's."""
         if not self.applies(task, job, payload):
             return RUN
-        from conveyor.conditions import Decision
-        from conveyor.coordination.limits import JobArguments
-
         cached: list[JobArguments] = []
 
         def arguments() -> JobArguments:
@@ -154,16 +162,8 @@ class Gate:
         task: Task[Any, Any],
         job: Job,
         payload: Payload,
-        arguments: Any,
+        arguments: Callable[[], JobArguments],
     ) -> Decision | None:
-        from conveyor.conditions import (
-            Condition,
-            ConditionContext,
-            Decision,
-            condition_from_spec,
-            evaluate,
-        )
-
         conditions: list[Condition] = list(task.options.conditions)
         for spec in payload.conditions:
             try:
@@ -176,9 +176,9 @@ class Gate:
         ctx = ConditionContext(job, store, store.now(), arguments, self.app.predicates)
         return evaluate(conditions, ctx)
 
-    def _buckets(self, task: Task[Any, Any], job: Job, arguments: Any) -> list[Bucket]:
-        from conveyor.coordination.limits import Bucket, Concurrency, Limit, bucket_key
-
+    def _buckets(
+        self, task: Task[Any, Any], job: Job, arguments: Callable[[], JobArguments]
+    ) -> list[Bucket]:
         owned: list[tuple[Limit, str]] = [
             (limit, f"task:{task.name}") for limit in task.options.limits
         ]
@@ -194,9 +194,6 @@ class Gate:
 
     def _defer(self, job: Job, reason: str, source: str, base: float) -> Decision:
         """Record a limit's deferral; the wait grows when the same limit keeps refusing."""
-        from conveyor.conditions import Decision
-        from conveyor.coordination.decisions import record_deferral
-
         try:
             delay = record_deferral(self.app.store, job.id, reason, source, base)
         except ConveyorError as exc:
@@ -214,9 +211,6 @@ class Gate:
     def _condition_error(self, job: Job, exc: Exception) -> Admission:
         """Defer a job whose conditions raised; fail it once they raised ``error_limit``
         times in a row (a bug in a predicate would otherwise defer it forever)."""
-        from conveyor.conditions import Decision
-        from conveyor.coordination.decisions import CONDITION_ERROR, record_condition_error
-
         reason = f"could not check conditions: {type(exc).__name__}: {exc}"
         try:
             count = record_condition_error(self.app.store, job.id, reason, CONDITION_ERROR_DELAY)
@@ -235,8 +229,6 @@ class Gate:
             decision.reason,
             extra={"job_id": job.id, "task": job.task, "decision": decision.action},
         )
-        from conveyor.coordination.decisions import record_decision
-
         try:
             record_decision(
                 self.app.store,

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config import WorkerSettings
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
+from conveyor.worker.child import PipeReporter, die_with_parent, run_child
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 
 if TYPE_CHECKING:
-    from conveyor.app import App
+    from conveyor.runtime import Runtime
 
 
 class ChildProcess(Protocol):
@@ -215,7 +216,7 @@ class ForkLauncher:
     to an :class:`ExecLauncher`, whose children import the app afresh.
     """
 
-    def __init__(self, app: App, fresh: ExecLauncher) -> None:
+    def __init__(self, app: Runtime, fresh: ExecLauncher) -> None:
         self.app = app
         self.fresh = fresh
         self.reloaded = False
@@ -246,10 +247,8 @@ class ForkLauncher:
 
 
 def _forked_child(
-    app: App, settings: WorkerSettings, writer: int, job_slot: JobSlot, parent: int
+    app: Runtime, settings: WorkerSettings, writer: int, job_slot: JobSlot, parent: int
 ) -> int:
-    from conveyor.worker.child import PipeReporter, die_with_parent, run_child
-
     signal.set_wakeup_fd(-1)  # the supervisor's wake-up socket is not ours
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)

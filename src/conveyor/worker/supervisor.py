@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import FrameType
 
-from conveyor.app import App
 from conveyor.config import WorkerSettings
 from conveyor.errors import LeaseLost, Retry, StoreError
 from conveyor.job import FailureReason, JobError, JobState, Lease
@@ -41,6 +40,7 @@ from conveyor.maintenance.rescuer import Rescuer
 from conveyor.maintenance.retention import Retention
 from conveyor.queues import parse_queues
 from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.runtime import Runtime
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.stores.server_clock import clock_offset
 from conveyor.worker.child import EXIT_CONFIG
@@ -119,7 +119,7 @@ class Supervisor:
 
     def __init__(
         self,
-        app: App,
+        app: Runtime,
         settings: WorkerSettings,
         launcher: ChildLauncher,
         *,

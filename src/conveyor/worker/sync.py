@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from conveyor.app import App
 from conveyor.errors import ConveyorError, LeaseLost
 from conveyor.job import FailureReason
+from conveyor.runtime import Runtime
 from conveyor.stores.base import ClaimParams, Completion
 from conveyor.worker.executor import Executor, Kind
 
 
-def run_now(app: App, job_id: str) -> Any:
+def run_now(app: Runtime, job_id: str) -> Any:
     """Run the pending job ``job_id`` in this process; return its result or raise.
 
     One attempt: a failure goes to the DLQ (reason ``not_retryable``) and the
