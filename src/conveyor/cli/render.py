@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import orjson
 
-from conveyor.admin import STATE_ORDER, QueueRow
+from conveyor.admin.overviews import STATE_ORDER, QueueRow
 
 if TYPE_CHECKING:
     from rich.console import Console
