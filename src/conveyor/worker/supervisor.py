@@ -40,7 +40,7 @@ from conveyor.maintenance.pruner import Pruner
 from conveyor.maintenance.rescuer import Rescuer
 from conveyor.maintenance.retention import Retention
 from conveyor.queues import parse_queues
-from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.retry import after_failure
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.stores.server_clock import clock_offset
 from conveyor.worker.child import EXIT_CONFIG
@@ -364,20 +364,16 @@ class Supervisor:
                 failed_at=self.app.clock.now(),
             )
             task = self.app.tasks.get(job.task)
-            decision = decide(
+            stopped_by_us = hard_timeout or memory  # a limit stopped it, not a crash: no poison
+            decision = after_failure(
                 Retry(),
-                attempt=job.attempt,
-                max_attempts=job.max_attempts,
-                policy=task.options.retry if task else DEFAULT_POLICY,
-                retry_on=(Retry,),
+                job,
+                task.options if task else None,
                 now=self.app.clock.now(),
                 rng=self._rng,
+                exhausted=FailureReason.EXHAUSTED if stopped_by_us else FailureReason.POISON,
             )
-            reason = None
-            if decision.retry_at is None:
-                stopped = hard_timeout or memory
-                reason = FailureReason.EXHAUSTED if stopped else FailureReason.POISON
-            self.store.fail(lease, error, retry_at=decision.retry_at, reason=reason)
+            self.store.fail(lease, error, retry_at=decision.retry_at, reason=decision.reason)
             log.warning("job %s recovered from worker %s: %s", job.id, child.worker_id, why)
             return True
         except LeaseLost:
