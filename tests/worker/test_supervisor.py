@@ -22,8 +22,9 @@ from conveyor.stores.memory import MemoryStore
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.scaling import Autoscaler, suggest_workers
+from conveyor.worker.signals import Command
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
-from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Command, Supervisor
+from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Supervisor
 
 
 @dataclass

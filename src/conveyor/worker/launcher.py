@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from conveyor.config import WorkerSettings
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
+from conveyor.worker.child import PipeReporter, die_with_parent, run_child
+from conveyor.worker.signals import forget_inherited
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 
 if TYPE_CHECKING:
@@ -248,11 +250,7 @@ class ForkLauncher:
 def _forked_child(
     app: App, settings: WorkerSettings, writer: int, job_slot: JobSlot, parent: int
 ) -> int:
-    from conveyor.worker.child import PipeReporter, die_with_parent, run_child
-
-    signal.set_wakeup_fd(-1)  # the supervisor's wake-up socket is not ours
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
+    forget_inherited()
     die_with_parent(parent)
     return run_child(app, settings, PipeReporter(ReportWriter(writer), job_slot, parent))
 

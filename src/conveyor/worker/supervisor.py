@@ -18,7 +18,6 @@ transition is refused.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import random
@@ -27,10 +26,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from types import FrameType
 
 from conveyor.app import App
 from conveyor.config import WorkerSettings
@@ -49,6 +45,7 @@ from conveyor.worker.memory import OOM_SUFFIX, OomKills, own_memory_events
 from conveyor.worker.release import BatchReleaser
 from conveyor.worker.reporting import WorkerStats
 from conveyor.worker.scaling import Autoscaler
+from conveyor.worker.signals import Command, describe_exit, drain_wakeups, supervisor_signals
 from conveyor.worker.slot import CurrentJob
 
 log = logging.getLogger("conveyor.supervisor")
@@ -56,16 +53,6 @@ log = logging.getLogger("conveyor.supervisor")
 RESTART_BACKOFF_MAX = 30.0
 KILL_AFTER = 5.0
 """Seconds after SIGQUIT before stragglers get SIGKILL."""
-
-
-class Command(enum.Enum):
-    """What a signal asks for; handlers only queue these."""
-
-    STOP = "stop"
-    STOP_NOW = "stop-now"
-    PAUSE = "pause"
-    RESUME = "resume"
-    RELOAD = "reload"
 
 
 @dataclass(slots=True)
@@ -310,7 +297,7 @@ class Supervisor:
             if status == -signal.SIGKILL and not child.killed and self.oom_kills.rose():
                 child.killed = f"worker process died: killed by SIGKILL{OOM_SUFFIX}"
             if child.job is not None:
-                reason = child.killed or f"worker process died: {_describe_status(status)}"
+                reason = child.killed or f"worker process died: {describe_exit(status)}"
                 if self._recover_job(child, child.job, reason):
                     result.recovered.append(child.job.job_id)
             result.released += self._release_claimed(child, now)
@@ -327,7 +314,7 @@ class Supervisor:
                 log.info(
                     "worker %s left (%s)",
                     child.worker_id or child.proc.pid,
-                    child.retiring or child.killed or _describe_status(status),
+                    child.retiring or child.killed or describe_exit(status),
                 )
                 continue
             failures = self._failures.get(slot, 0) + 1
@@ -338,7 +325,7 @@ class Supervisor:
                 "worker %s (pid %d) died: %s; restarting in %.1fs",
                 child.worker_id or "?",
                 child.proc.pid,
-                child.killed or _describe_status(status),
+                child.killed or describe_exit(status),
                 delay,
             )
 
@@ -599,49 +586,9 @@ class Supervisor:
                 ]
                 ready, _, _ = select.select(fds, [], [], tick_every)
                 if fds[0] in ready:
-                    _drain(wakeup)
+                    drain_wakeups(wakeup)
         log.info("supervisor %s stopped", self.node_id)
         return self.exit_code
-
-
-SIGNAL_COMMANDS = {
-    signal.SIGTERM: Command.STOP,
-    signal.SIGINT: Command.STOP,
-    signal.SIGQUIT: Command.STOP_NOW,
-    signal.SIGUSR1: Command.PAUSE,
-    signal.SIGUSR2: Command.RESUME,
-    signal.SIGHUP: Command.RELOAD,
-}
-
-
-@contextmanager
-def supervisor_signals(supervisor: Supervisor) -> Iterator[socket.socket]:
-    """Handlers that only queue commands; a wake-up socket cuts the loop's sleep short."""
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-
-    def record(signum: int, frame: FrameType | None) -> None:
-        supervisor.command(SIGNAL_COMMANDS[signal.Signals(signum)])
-
-    saved = {sig: signal.signal(sig, record) for sig in SIGNAL_COMMANDS}
-    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    try:
-        yield reader
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        reader.close()
-        writer.close()
-
-
-def _drain(sock: socket.socket) -> None:
-    try:
-        while sock.recv(512):
-            continue
-    except BlockingIOError:
-        return
 
 
 MEMORY_KILL = "memory limit: "
@@ -653,12 +600,3 @@ def _error_type(hard_timeout: bool, memory: bool) -> str:
     if hard_timeout:
         return "HardTimeout"
     return "MemoryLimitExceeded" if memory else "WorkerLost"
-
-
-def _describe_status(status: int) -> str:
-    if status < 0:
-        try:
-            return f"killed by {signal.Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
