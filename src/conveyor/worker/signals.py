@@ -50,6 +50,14 @@ SIGNAL_COMMANDS = {
     signal.SIGHUP: Command.RELOAD,
 }
 
+CHILD_SIGNALS = {
+    Command.STOP: signal.SIGTERM,
+    Command.STOP_NOW: signal.SIGQUIT,
+    Command.PAUSE: signal.SIGUSR1,
+    Command.RESUME: signal.SIGUSR2,
+}
+"""What the supervisor sends a child for a command; :func:`child_signals` answers each."""
+
 INHERITED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 """Signals whose supervisor handlers a forked child must not keep."""
 
@@ -105,10 +113,10 @@ def child_signals(worker: Worker) -> Iterator[None]:
         _stop(worker, immediate=True)
 
     handlers: dict[signal.Signals, Handler] = {
-        signal.SIGTERM: graceful,
-        signal.SIGQUIT: immediate,
-        signal.SIGUSR1: lambda s, f: worker.pause(),
-        signal.SIGUSR2: lambda s, f: worker.resume(),
+        CHILD_SIGNALS[Command.STOP]: graceful,
+        CHILD_SIGNALS[Command.STOP_NOW]: immediate,
+        CHILD_SIGNALS[Command.PAUSE]: lambda s, f: worker.pause(),
+        CHILD_SIGNALS[Command.RESUME]: lambda s, f: worker.resume(),
         signal.SIGINT: signal.SIG_IGN,
         signal.SIGHUP: signal.SIG_IGN,
     }
