@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 @click.option(
     "-Q",
     "--queues",
-    envvar="CONVEYOR_QUEUES",
-    show_envvar=True,
     metavar="SPEC",
     help="Queues to size workers for (weights are ignored). Default: every queue.",
 )

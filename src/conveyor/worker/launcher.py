@@ -68,8 +68,29 @@ class ChildLauncher(Protocol):
         ...
 
 
+class _Reports:
+    """What every kind of child shares: its report pipe and its job slot."""
+
+    __slots__ = ()
+    conn: ReportReader
+    slot: JobSlot
+
+    def current_job(self) -> CurrentJob | None:
+        """Read the child's job slot."""
+        return self.slot.read()
+
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        """Read the child's last published batch."""
+        return self.slot.read_batch()
+
+    def close(self) -> None:
+        """Close the pipe and the slot."""
+        self.conn.close()
+        self.slot.close()
+
+
 @dataclasses.dataclass(slots=True)
-class PopenChild:
+class PopenChild(_Reports):
     """A child started with :mod:`subprocess`."""
 
     proc: subprocess.Popen[bytes]
@@ -88,19 +109,6 @@ class PopenChild:
                 self.proc.send_signal(sig)
             except ProcessLookupError:
                 return
-
-    def current_job(self) -> CurrentJob | None:
-        """Read the child's job slot."""
-        return self.slot.read()
-
-    def claimed_jobs(self) -> list[ClaimedJob]:
-        """Read the child's last published batch."""
-        return self.slot.read_batch()
-
-    def close(self) -> None:
-        """Close the pipe and the slot."""
-        self.conn.close()
-        self.slot.close()
 
 
 class ExecLauncher:
@@ -166,7 +174,7 @@ class ExecLauncher:
 
 
 @dataclasses.dataclass(slots=True)
-class ForkedChild:
+class ForkedChild(_Reports):
     """A child forked from the supervisor."""
 
     pid: int
@@ -193,19 +201,6 @@ class ForkedChild:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 return
-
-    def current_job(self) -> CurrentJob | None:
-        """Read the child's job slot."""
-        return self.slot.read()
-
-    def claimed_jobs(self) -> list[ClaimedJob]:
-        """Read the child's last published batch."""
-        return self.slot.read_batch()
-
-    def close(self) -> None:
-        """Close the pipe and the slot."""
-        self.conn.close()
-        self.slot.close()
 
 
 class ForkLauncher:
