@@ -36,6 +36,12 @@ def _check(name: str, value: float, *, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def _check_fields(policy: object, *names: str) -> None:
+    """:func:`_check` each named field of ``policy``, in order (the first bad one is named)."""
+    for name in names:
+        _check(f"retry.{name}", getattr(policy, name))
+
+
 @dataclass(frozen=True, slots=True)
 class Exponential:
     """``min(cap, base * factor**(attempt-1))``, spread by ``±jitter`` (a fraction)."""
@@ -46,10 +52,8 @@ class Exponential:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        _check("retry.base", self.base)
-        _check("retry.factor", self.factor)
-        _check("retry.cap", self.cap)
-        if not 0 <= _check("retry.jitter", self.jitter) <= 1:
+        _check_fields(self, "base", "factor", "cap", "jitter")
+        if not 0 <= self.jitter <= 1:
             raise InvalidOption("retry.jitter", "must be between 0 and 1")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
@@ -67,8 +71,7 @@ class Fixed:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check("retry.seconds", self.seconds)
-        _check("retry.jitter", self.jitter)
+        _check_fields(self, "seconds", "jitter")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Constant delay."""
@@ -84,9 +87,7 @@ class Linear:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check("retry.step", self.step)
-        _check("retry.cap", self.cap)
-        _check("retry.jitter", self.jitter)
+        _check_fields(self, "step", "cap", "jitter")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Linear growth, capped."""

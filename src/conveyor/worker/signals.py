@@ -10,7 +10,8 @@
 - The supervisor (:func:`supervisor_signals`): each signal queues a :class:`Command`;
   a wake-up socket cuts the loop's sleep short.
 
-Handlers are installed and restored by context managers.
+Handlers are installed and restored by context managers (:func:`installed` also
+serves ``conveyor scheduler``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class CommandSink(Protocol):
 
 
 @contextmanager
-def _installed(handlers: Mapping[signal.Signals, Handler]) -> Iterator[None]:
+def installed(handlers: Mapping[signal.Signals, Handler]) -> Iterator[None]:
     """Install ``handlers`` for the block, then put back what was there."""
     saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
@@ -98,7 +99,7 @@ def worker_signals(worker: Worker) -> Iterator[None]:
     def immediate(signum: int, frame: FrameType | None) -> None:
         _stop(worker, immediate=True)
 
-    with _installed({**dict.fromkeys(STOP_SIGNALS, graceful), signal.SIGQUIT: immediate}):
+    with installed({**dict.fromkeys(STOP_SIGNALS, graceful), signal.SIGQUIT: immediate}):
         yield
 
 
@@ -120,7 +121,7 @@ def child_signals(worker: Worker) -> Iterator[None]:
         signal.SIGINT: signal.SIG_IGN,
         signal.SIGHUP: signal.SIG_IGN,
     }
-    with _installed(handlers):
+    with installed(handlers):
         yield
 
 
@@ -142,7 +143,7 @@ def supervisor_signals(sink: CommandSink) -> Iterator[socket.socket]:
         sink.command(SIGNAL_COMMANDS[signal.Signals(signum)])
 
     try:
-        with _installed(dict.fromkeys(SIGNAL_COMMANDS, record)):
+        with installed(dict.fromkeys(SIGNAL_COMMANDS, record)):
             previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
             try:
                 yield reader
