@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from conveyor.cli.options import DURATION
+from conveyor.cli.options import DURATION, queues_option
 from conveyor.config import WorkerSettings, build, read_file_settings
 
 if TYPE_CHECKING:
@@ -16,12 +16,9 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option(
-    "-Q",
-    "--queues",
-    metavar="SPEC",
-    help="Queues in strict order (high,default,low) or weighted (high=6,default=3,low=1). "
-    "Default: default.",
+@queues_option(
+    "Queues in strict order (high,default,low) or weighted (high=6,default=3,low=1). "
+    "Default: default."
 )
 @click.option(
     "--prefetch",
