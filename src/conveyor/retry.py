@@ -2,6 +2,8 @@
 
 Policies are pure: ``delay(attempt)`` returns seconds (attempt counts from 1, the
 attempt that just failed). Jitter takes a ``random.Random`` so tests can fix it.
+:func:`after_failure` is the decision for a job, used both by the executor (a run
+that raised) and by the supervisor (a child that died, was OOM-killed or timed out).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from conveyor.errors import InvalidOption, Retry
-from conveyor.job import FailureReason
+from conveyor.errors import InvalidOption, Retry, UnknownTask
+from conveyor.job import FailureReason, Job
 
 MAX_DELAY = 365 * 86400.0
 
@@ -34,6 +36,12 @@ def _check(name: str, value: float, *, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def _check_fields(policy: object, *names: str) -> None:
+    """:func:`_check` each named field of ``policy``, in order (the first bad one is named)."""
+    for name in names:
+        _check(f"retry.{name}", getattr(policy, name))
+
+
 @dataclass(frozen=True, slots=True)
 class Exponential:
     """``min(cap, base * factor**(attempt-1))``, spread by ``±jitter`` (a fraction)."""
@@ -44,10 +52,8 @@ class Exponential:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        _check("retry.base", self.base)
-        _check("retry.factor", self.factor)
-        _check("retry.cap", self.cap)
-        if not 0 <= _check("retry.jitter", self.jitter) <= 1:
+        _check_fields(self, "base", "factor", "cap", "jitter")
+        if not 0 <= self.jitter <= 1:
             raise InvalidOption("retry.jitter", "must be between 0 and 1")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
@@ -65,8 +71,7 @@ class Fixed:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check("retry.seconds", self.seconds)
-        _check("retry.jitter", self.jitter)
+        _check_fields(self, "seconds", "jitter")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Constant delay."""
@@ -82,9 +87,7 @@ class Linear:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check("retry.step", self.step)
-        _check("retry.cap", self.cap)
-        _check("retry.jitter", self.jitter)
+        _check_fields(self, "step", "cap", "jitter")
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Linear growth, capped."""
@@ -144,3 +147,51 @@ def decide(
     else:
         wait = policy.delay(attempt, rng)
     return RetryDecision(now + wait, None)
+
+
+class RetrySettings(Protocol):
+    """What a task says about retries (:class:`~conveyor.task.TaskOptions` has both)."""
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How long to wait before the next attempt."""
+        ...
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """Errors worth another attempt."""
+        ...
+
+
+UNKNOWN_TASK_RETRY_ON: tuple[type[BaseException], ...] = (UnknownTask,)
+"""What a job of a task this process does not know retries on: only that, so a worker
+that has the task (after a deploy) can still run it."""
+
+
+def after_failure(
+    error: BaseException,
+    job: Job,
+    options: RetrySettings | None,
+    *,
+    now: float,
+    rng: random.Random,
+    exhausted: FailureReason = FailureReason.EXHAUSTED,
+) -> RetryDecision:
+    """What follows a failed attempt of ``job``: :func:`decide` under its task's options.
+
+    ``options`` None (the task is unknown here) means the default policy, retrying only
+    :class:`UnknownTask`. ``exhausted`` names the failure when attempts run out (the
+    supervisor says ``poison`` for a job whose process died).
+    """
+    decision = decide(
+        error,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        policy=options.retry if options is not None else DEFAULT_POLICY,
+        retry_on=options.retry_on if options is not None else UNKNOWN_TASK_RETRY_ON,
+        now=now,
+        rng=rng,
+    )
+    if decision.reason is FailureReason.EXHAUSTED:
+        return RetryDecision(None, exhausted)
+    return decision

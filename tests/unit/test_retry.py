@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from conveyor.errors import InvalidOption, Retry
-from conveyor.job import FailureReason
-from conveyor.retry import Custom, Exponential, Fixed, Linear, decide
+from conveyor.errors import InvalidOption, Retry, UnknownTask
+from conveyor.job import FailureReason, Job, JobState
+from conveyor.retry import Custom, Exponential, Fixed, Linear, after_failure, decide
+from conveyor.task import TaskOptions
 
 
 def rng() -> random.Random:
@@ -87,3 +88,59 @@ def test_explicit_retry_uses_its_own_delay_and_always_retries() -> None:
         rng=rng(),
     )
     assert exhausted.reason is FailureReason.EXHAUSTED
+
+
+# --- after_failure: the one decision of the executor and the supervisor -----------------------
+def running(attempt: int, max_attempts: int = 3) -> Job:
+    return Job(
+        id="j",
+        queue="q",
+        task="t",
+        payload=b"",
+        state=JobState.PROCESSING,
+        attempt=attempt,
+        max_attempts=max_attempts,
+    )
+
+
+def test_after_failure_follows_the_tasks_policy_and_errors() -> None:
+    options = TaskOptions(retry=Fixed(10), retry_on=(ConnectionError,))
+    retried = after_failure(ConnectionError(), running(1), options, now=5.0, rng=rng())
+    assert retried.retry_at == 15.0 and retried.reason is None
+    refused = after_failure(KeyError("k"), running(1), options, now=5.0, rng=rng())
+    assert refused.retry_at is None and refused.reason is FailureReason.NOT_RETRYABLE
+
+
+def test_after_failure_names_exhaustion_as_the_caller_says() -> None:
+    options = TaskOptions(retry=Fixed(10))
+    plain = after_failure(ValueError(), running(3), options, now=0.0, rng=rng())
+    assert plain.reason is FailureReason.EXHAUSTED
+    poison = after_failure(
+        Retry(), running(3), options, now=0.0, rng=rng(), exhausted=FailureReason.POISON
+    )
+    assert poison.retry_at is None and poison.reason is FailureReason.POISON
+    # only running out of attempts is renamed: an error not worth retrying stays so
+    not_retryable = after_failure(
+        KeyError(),
+        running(1),
+        TaskOptions(retry_on=(ConnectionError,)),
+        now=0.0,
+        rng=rng(),
+        exhausted=FailureReason.POISON,
+    )
+    assert not_retryable.reason is FailureReason.NOT_RETRYABLE
+
+
+def test_a_lost_process_is_retried_whatever_the_task_retries_on() -> None:
+    options = TaskOptions(retry=Fixed(7), retry_on=(ConnectionError,))
+    lost = after_failure(
+        Retry(), running(1), options, now=1.0, rng=rng(), exhausted=FailureReason.POISON
+    )
+    assert lost.retry_at == 8.0 and lost.reason is None
+
+
+def test_a_job_of_an_unknown_task_retries_only_on_unknown_task() -> None:
+    unknown = after_failure(UnknownTask("t"), running(1), None, now=0.0, rng=random.Random(1))
+    assert unknown.retry_at is not None and unknown.reason is None
+    other = after_failure(ValueError(), running(1), None, now=0.0, rng=rng())
+    assert other.reason is FailureReason.NOT_RETRYABLE

@@ -17,13 +17,15 @@ import pytest
 from conveyor import App, FakeClock, JobState
 from conveyor.config import AppSettings, WorkerSettings
 from conveyor.errors import StoreUnavailable
+from conveyor.job import StateCounts
 from conveyor.stores.base import ClaimParams, Completion, JobQuery
 from conveyor.stores.memory import MemoryStore
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.child import EXIT_CONFIG
-from conveyor.worker.scaling import Autoscaler, suggest_workers
+from conveyor.worker.scaling import Autoscaler, backlog, suggest_workers
+from conveyor.worker.signals import Command
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
-from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Command, Supervisor
+from conveyor.worker.supervisor import RESTART_BACKOFF_MAX, Supervisor
 
 
 @dataclass
@@ -356,6 +358,21 @@ def test_app_that_cannot_load_stops_the_supervisor(app: App) -> None:
 )
 def test_suggest_workers(pending: int, busy: int, wait: float, expected: int) -> None:
     assert suggest_workers(pending=pending, busy=busy, oldest_wait=wait) == expected
+
+
+def test_backlog_adds_up_the_chosen_queues() -> None:
+    stats = [
+        StateCounts("a", {"pending": 2, "processing": 1}, oldest_pending_at=50.0),
+        StateCounts("b", {"pending": 3}, oldest_pending_at=40.0),
+        StateCounts("c", {"processing": 4}),
+    ]
+    chosen = backlog(stats, ["a", "c"])
+    assert (chosen.queues, chosen.pending, chosen.processing) == (("a", "c"), 2, 5)
+    assert chosen.oldest_wait(now=60.0) == 10.0
+    every = backlog(stats, None)
+    assert (every.queues, every.pending, every.oldest_pending_at) == (("a", "b", "c"), 5, 40.0)
+    assert backlog(stats, ["c"]).oldest_wait(now=60.0) == 0.0
+    assert backlog(stats, ["b"]).oldest_wait(now=0.0) == 0.0  # clocks that disagree
 
 
 def test_autoscaler_grows_one_at_a_time_and_shrinks_after_a_quiet_spell() -> None:

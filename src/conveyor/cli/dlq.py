@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from conveyor import admin
+from conveyor.app import App
 from conveyor.cli import render
 from conveyor.cli.jobs import confirm_count, plural, purge_line, report
 from conveyor.job_controls import JobsChanged, Skipped
@@ -97,11 +99,12 @@ def list_dlq(
     render.dlq_table(items, total=page.total)
 
 
-@dlq.command("retry")
-@_selection_options
-@click.pass_obj
-def retry_dlq(
+def _act(
     state: CliState,
+    verb: str,
+    act: Callable[[App, list[str]], JobsChanged],
+    line: Callable[[JobsChanged], str],
+    *,
     ids: tuple[str, ...],
     queue: str | None,
     task: str | None,
@@ -109,34 +112,33 @@ def retry_dlq(
     yes: bool,
     output: str,
 ) -> None:
-    """Move failed jobs back to pending with fresh attempts."""
+    """Choose the failed jobs, ``act`` on them and report (``line`` says it as text)."""
     chosen, outside = _choose(
-        state, ids, queue, task, select_all, verb="retry", yes=yes, output=output
+        state, ids, queue, task, select_all, verb=verb, yes=yes, output=output
     )
-    result = state.app().retry_jobs(chosen) if chosen else JobsChanged("retry", [], [])
+    result = act(state.app(), chosen) if chosen else JobsChanged(verb, [], [])
+    if chosen or output == "json":
+        _report(state, result, outside, output, line(result))
+
+
+def _retry_line(result: JobsChanged) -> str:
     line = f"retried {plural(len(result.changed))}"
     if result.skipped:
         line += f"; {len(result.skipped)} skipped (no longer failed)"
-    if chosen or output == "json":
-        _report(state, result, outside, output, line)
+    return line
+
+
+@dlq.command("retry")
+@_selection_options
+@click.pass_obj
+def retry_dlq(state: CliState, /, **selection: Any) -> None:
+    """Move failed jobs back to pending with fresh attempts."""
+    _act(state, "retry", App.retry_jobs, _retry_line, **selection)
 
 
 @dlq.command("purge")
 @_selection_options
 @click.pass_obj
-def purge_dlq(
-    state: CliState,
-    ids: tuple[str, ...],
-    queue: str | None,
-    task: str | None,
-    select_all: bool,
-    yes: bool,
-    output: str,
-) -> None:
+def purge_dlq(state: CliState, /, **selection: Any) -> None:
     """Delete failed jobs for good."""
-    chosen, outside = _choose(
-        state, ids, queue, task, select_all, verb="purge", yes=yes, output=output
-    )
-    result = state.app().purge_jobs(chosen) if chosen else JobsChanged("purge", [], [])
-    if chosen or output == "json":
-        _report(state, result, outside, output, purge_line(result))
+    _act(state, "purge", App.purge_jobs, purge_line, **selection)

@@ -212,46 +212,83 @@ def show_job(state: CliState, job_id: str, output: str) -> None:
     render.job_detail(data)
 
 
-@jobs.command("retry")
-@click.argument("ids", nargs=-1, metavar="[IDS]...")
-@filter_options
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@render.output_option
-@click.pass_obj
+def bulk_command(
+    name: str, *extra: Callable[[Any], Any]
+) -> Callable[[Callable[..., None]], click.Command]:
+    """``conveyor jobs NAME [IDS]... [filters] [extra] [-y] [-o]``: an action on a selection."""
+
+    options: tuple[Callable[[Any], Any], ...] = (
+        click.argument("ids", nargs=-1, metavar="[IDS]..."),
+        filter_options,
+        *extra,
+        click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation."),
+        render.output_option,
+    )
+
+    def decorate(fn: Callable[..., None]) -> click.Command:
+        for option in reversed(options):
+            fn = option(fn)
+        return jobs.command(name)(click.pass_obj(fn))
+
+    return decorate
+
+
+def act(
+    state: CliState,
+    selection: tuple[Sequence[str], dict[str, Any]],
+    run: Callable[[list[str]], JobsChanged],
+    line: Callable[[JobsChanged], str],
+    *,
+    verb: str,
+    yes: bool,
+    output: str,
+    default_states: Sequence[JobState] = (),
+) -> None:
+    """Choose the jobs (ids, or filters and a confirmation), ``run`` the action on them
+    and report it (``line`` says it as text)."""
+    ids, filters = selection
+    chosen = choose(
+        state, ids, filters, verb=verb, yes=yes, default_states=default_states, output=output
+    )
+    if not chosen:
+        return nothing(state, verb, output)
+    result = run(chosen)
+    report(state, result, output, line(result))
+
+
+@bulk_command("retry")
 def retry(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **filters: Any) -> None:
     """Move failed or cancelled jobs back to pending, with fresh attempts.
 
     With a filter and no --state, only failed and cancelled jobs are selected.
     """
-    chosen = choose(
+
+    def line(result: JobsChanged) -> str:
+        text = f"retried {plural(len(result.changed))}"
+        if result.skipped:
+            text += f"; {len(result.skipped)} skipped (not failed or cancelled, or unknown)"
+        return text
+
+    act(
         state,
-        ids,
-        filters,
+        (ids, filters),
+        lambda chosen: state.app().retry_jobs(chosen),
+        line,
         verb="retry",
         yes=yes,
-        default_states=admin.RETRYABLE_STATES,
         output=output,
+        default_states=admin.RETRYABLE_STATES,
     )
-    if not chosen:
-        return nothing(state, "retry", output)
-    result = state.app().retry_jobs(chosen)
-    line = f"retried {plural(len(result.changed))}"
-    if result.skipped:
-        line += f"; {len(result.skipped)} skipped (not failed or cancelled, or unknown)"
-    report(state, result, output, line)
 
 
-@jobs.command("cancel")
-@click.argument("ids", nargs=-1, metavar="[IDS]...")
-@filter_options
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Cancel processing jobs at once (their lease is revoked) instead of asking them.",
+@bulk_command(
+    "cancel",
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Cancel processing jobs at once (their lease is revoked) instead of asking them.",
+    ),
 )
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@render.output_option
-@click.pass_obj
 def cancel(
     state: CliState,
     /,
@@ -266,42 +303,42 @@ def cancel(
     Waiting jobs are cancelled at once; running ones are asked to stop (they see it
     at their next heartbeat), or stopped at once with --force.
     """
-    chosen = choose(
+
+    def line(result: JobsChanged) -> str:
+        text = f"cancelled {plural(len(result.changed))}"
+        if result.requested:
+            text += (
+                f"; asked {plural(len(result.requested), 'running job')} to stop "
+                "(seen at the next heartbeat)"
+            )
+        if result.skipped:
+            text += f"; {len(result.skipped)} skipped (already finished, or unknown)"
+        return text
+
+    act(
         state,
-        ids,
-        filters,
+        (ids, filters),
+        lambda chosen: state.app().cancel_jobs(chosen, force=force),
+        line,
         verb="cancel",
         yes=yes,
-        default_states=admin.CANCELLABLE_STATES,
         output=output,
+        default_states=admin.CANCELLABLE_STATES,
     )
-    if not chosen:
-        return nothing(state, "cancel", output)
-    result = state.app().cancel_jobs(chosen, force=force)
-    line = f"cancelled {plural(len(result.changed))}"
-    if result.requested:
-        line += (
-            f"; asked {plural(len(result.requested), 'running job')} to stop "
-            "(seen at the next heartbeat)"
-        )
-    if result.skipped:
-        line += f"; {len(result.skipped)} skipped (already finished, or unknown)"
-    report(state, result, output, line)
 
 
-@jobs.command("purge")
-@click.argument("ids", nargs=-1, metavar="[IDS]...")
-@filter_options
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@render.output_option
-@click.pass_obj
+@bulk_command("purge")
 def purge(state: CliState, /, ids: tuple[str, ...], yes: bool, output: str, **filters: Any) -> None:
     """Delete jobs for good. Processing jobs are refused: cancel them first."""
-    chosen = choose(state, ids, filters, verb="purge", yes=yes, output=output)
-    if not chosen:
-        return nothing(state, "purge", output)
-    result = state.app().purge_jobs(chosen)
-    report(state, result, output, purge_line(result))
+    act(
+        state,
+        (ids, filters),
+        state.app().purge_jobs,
+        purge_line,
+        verb="purge",
+        yes=yes,
+        output=output,
+    )
 
 
 def purge_line(result: JobsChanged) -> str:
@@ -331,19 +368,16 @@ class PriorityType(click.ParamType[int]):
             self.fail(str(exc), param, ctx)
 
 
-@jobs.command("prioritize")
-@click.argument("ids", nargs=-1, metavar="[IDS]...")
-@filter_options
-@click.option(
-    "--priority",
-    "-p",
-    type=PriorityType(),
-    required=True,
-    help="New priority: -100..100 (higher runs first) or critical, high, normal, low.",
+@bulk_command(
+    "prioritize",
+    click.option(
+        "--priority",
+        "-p",
+        type=PriorityType(),
+        required=True,
+        help="New priority: -100..100 (higher runs first) or critical, high, normal, low.",
+    ),
 )
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@render.output_option
-@click.pass_obj
 def prioritize(
     state: CliState,
     /,
@@ -358,29 +392,24 @@ def prioritize(
     A pending job takes its new place in its queue at once. With a filter and no
     --state, only waiting jobs are selected.
     """
-    chosen = choose(
+    act(
         state,
-        ids,
-        filters,
+        (ids, filters),
+        lambda chosen: state.app().prioritize_jobs(chosen, priority),
+        lambda result: (
+            f"set priority {priority} on {plural(len(result.changed))}{skipped_text(result)}"
+        ),
         verb="prioritize",
         yes=yes,
-        default_states=WAITING,
         output=output,
+        default_states=WAITING,
     )
-    if not chosen:
-        return nothing(state, "prioritize", output)
-    result = state.app().prioritize_jobs(chosen, priority)
-    line = f"set priority {priority} on {plural(len(result.changed))}{skipped_text(result)}"
-    report(state, result, output, line)
 
 
-@jobs.command("move")
-@click.argument("ids", nargs=-1, metavar="[IDS]...")
-@filter_options
-@click.option("--to-queue", "to_queue", required=True, metavar="QUEUE", help="Target queue.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@render.output_option
-@click.pass_obj
+@bulk_command(
+    "move",
+    click.option("--to-queue", "to_queue", required=True, metavar="QUEUE", help="Target queue."),
+)
 def move(
     state: CliState,
     /,
@@ -396,11 +425,13 @@ def move(
     no --state, only waiting jobs are selected.
     """
     target = validation.queue_name(to_queue, "--to-queue")
-    chosen = choose(
-        state, ids, filters, verb="move", yes=yes, default_states=WAITING, output=output
+    act(
+        state,
+        (ids, filters),
+        lambda chosen: state.app().move_jobs(chosen, target),
+        lambda result: f"moved {plural(len(result.changed))} to {target}{skipped_text(result)}",
+        verb="move",
+        yes=yes,
+        output=output,
+        default_states=WAITING,
     )
-    if not chosen:
-        return nothing(state, "move", output)
-    result = state.app().move_jobs(chosen, target)
-    line = f"moved {plural(len(result.changed))} to {target}{skipped_text(result)}"
-    report(state, result, output, line)

@@ -12,8 +12,6 @@ from conveyor.cli import render
 from conveyor.cli.options import DURATION
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from conveyor.cli import CliState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,33 +70,35 @@ def nodes_table(rows: Sequence[admin.NodeRow], *, warn_above: float = 1.0) -> No
     if not rows:
         out.print("no nodes registered (no worker is running)")
         return
-    table = _table()
-    table.add_column("id", no_wrap=True)
-    table.add_column("host", overflow="fold")
-    table.add_column("pid", justify="right")
-    table.add_column("queues", overflow="fold")
-    table.add_column("capabilities", overflow="fold")
-    table.add_column("concurrency", justify="right")
-    table.add_column("state")
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column("heartbeat", justify="right", no_wrap=True)
-    table.add_column("workers", justify="right")
-    table.add_column("busy", justify="right")
-    table.add_column("clock", justify="right", no_wrap=True)
+    table = render.table_of(
+        "id=",
+        "host~",
+        "pid>",
+        "queues~",
+        "capabilities~",
+        "concurrency>",
+        "state",
+        "started (UTC)=",
+        "heartbeat>=",
+        "workers>",
+        "busy>",
+        "clock>=",
+    )
     for row in rows:
+        node = row.node
         table.add_row(
-            escape(row.id),
-            escape(row.host),
-            str(row.pid),
-            escape(", ".join(row.queues)),
-            escape(", ".join(row.capabilities)) or "-",
-            str(row.concurrency),
-            _styled(row.state, NODE_STATE_STYLES),
+            escape(node.id),
+            escape(node.host),
+            str(node.pid),
+            escape(", ".join(node.queues)),
+            escape(", ".join(node.capabilities)) or "-",
+            str(node.concurrency),
+            _styled(node.state, NODE_STATE_STYLES),
             render.short_time(row.started_at),
             _heartbeat(row.heartbeat_age, row.stale),
-            str(row.workers),
+            str(len(node.workers)),
             str(row.busy),
-            _offset(row.clock_offset, warn_above),
+            _offset(node.clock_offset, warn_above),
         )
     out.print(table)
     stale = sum(1 for row in rows if row.stale)
@@ -113,37 +113,33 @@ def workers_table(rows: Sequence[admin.WorkerRow]) -> None:
     if not rows:
         out.print("no workers registered (no worker is running)")
         return
-    table = _table()
-    table.add_column("node", no_wrap=True)
-    table.add_column("worker", no_wrap=True)
-    table.add_column("pid", justify="right")
-    table.add_column("state")
-    table.add_column("current job", no_wrap=True)
-    table.add_column("processed", justify="right")
-    table.add_column("failed", justify="right")
-    table.add_column("RSS MiB", justify="right")
-    table.add_column("heartbeat", justify="right", no_wrap=True)
+    table = render.table_of(
+        "node=",
+        "worker=",
+        "pid>",
+        "state",
+        "current job=",
+        "processed>",
+        "failed>",
+        "RSS MiB>",
+        "heartbeat>=",
+    )
     for row in rows:
+        worker = row.worker
         table.add_row(
             escape(row.node_id),
-            escape(row.worker_id),
-            str(row.pid),
-            _styled(row.state, WORKER_STATE_STYLES),
-            escape(row.current_job or "-"),
-            str(row.processed),
-            f"[red]{row.failed}[/]" if row.failed else "0",
+            escape(worker.id),
+            str(worker.pid),
+            _styled(worker.state, WORKER_STATE_STYLES),
+            escape(worker.current_job or "-"),
+            str(worker.processed),
+            f"[red]{worker.failed}[/]" if worker.failed else "0",
             f"{row.rss_mib:.1f}",
             _heartbeat(row.heartbeat_age, row.stale),
         )
     out.print(table)
-    busy = sum(1 for row in rows if row.state == "busy")
+    busy = sum(1 for row in rows if row.worker.state == "busy")
     out.print(f"{_count(len(rows), 'worker')}, {busy} busy")
-
-
-def _table() -> Table:
-    from rich.table import Table
-
-    return Table(header_style="bold")
 
 
 def _styled(state: str, styles: dict[str, str]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
+from click.decorators import FC
 
 from conveyor.config import known_file_keys
 from conveyor.durations import parse_duration
@@ -45,6 +46,11 @@ class DurationType(click.ParamType[float]):
 
 
 DURATION = DurationType()
+
+
+def queues_option(help: str) -> Callable[[FC], FC]:
+    """``-Q/--queues SPEC`` (``CONVEYOR_QUEUES``), with what it means to this command."""
+    return click.option("-Q", "--queues", metavar="SPEC", help=help)
 
 
 def flag_name(option: click.Option) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import orjson
 
-from conveyor.admin import STATE_ORDER, QueueRow
+from conveyor.admin.overviews import STATE_ORDER, QueueRow
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,6 +106,29 @@ def _table(title: str | None = None) -> Table:
     return Table(title=title, title_justify="left", header_style="bold")
 
 
+COLUMN_MARKS: dict[str, dict[str, Any]] = {
+    ">": {"justify": "right"},
+    "=": {"no_wrap": True},
+    "~": {"overflow": "fold"},
+    "!": {"style": "red"},
+}
+"""Layout marks a header given to :func:`table_of` may end in."""
+
+
+def table_of(*headers: str, title: str | None = None) -> Table:
+    """A table with these columns; a header may end in layout marks (:data:`COLUMN_MARKS`):
+    ``>`` right-aligned (counts), ``=`` never wrapped (ids, times), ``~`` folded (long
+    text), ``!`` in red."""
+    made = _table(title)
+    for header in headers:
+        name = header.rstrip("".join(COLUMN_MARKS))
+        options: dict[str, Any] = {}
+        for mark in header[len(name) :]:
+            options.update(COLUMN_MARKS[mark])
+        made.add_column(name, **options)
+    return made
+
+
 # --- jobs -------------------------------------------------------------------------------------
 def jobs_table(jobs: Sequence[Mapping[str, Any]], *, total: int, offset: int) -> None:
     """Jobs as rows (dicts from :func:`conveyor.admin.job_to_dict`), with a count footer."""
@@ -113,15 +136,9 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]], *, total: int, offset: int) ->
     if not jobs:
         out.print("no jobs match" if total == 0 else f"no jobs at offset {offset} (of {total})")
         return
-    table = _table()
-    table.add_column("id", no_wrap=True)
-    table.add_column("task", overflow="fold")
-    table.add_column("queue")
-    table.add_column("state")
-    table.add_column("prio", justify="right")
-    table.add_column("attempt", justify="right")
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("tags / reason", overflow="fold")
+    table = table_of(
+        "id=", "task~", "queue", "state", "prio>", "attempt>", "created (UTC)=", "tags / reason~"
+    )
     for job in jobs:
         notes = ", ".join(job["tags"])
         if job.get("failure_reason"):
@@ -210,14 +227,9 @@ def dlq_table(jobs: Sequence[Mapping[str, Any]], *, total: int) -> None:
     if not jobs:
         out.print("the dead-letter queue is empty" if total == 0 else "no jobs at this offset")
         return
-    table = _table()
-    table.add_column("id", no_wrap=True)
-    table.add_column("task", overflow="fold")
-    table.add_column("queue")
-    table.add_column("reason", style="red")
-    table.add_column("attempts", justify="right")
-    table.add_column("failed (UTC)", no_wrap=True)
-    table.add_column("last error", overflow="fold")
+    table = table_of(
+        "id=", "task~", "queue", "reason!", "attempts>", "failed (UTC)=", "last error~"
+    )
     from rich.markup import escape
 
     for job in jobs:

@@ -14,6 +14,7 @@ import click
 
 from conveyor import admin
 from conveyor.cli import render
+from conveyor.cli.options import queues_option
 from conveyor.queues import parse_queues
 
 if TYPE_CHECKING:
@@ -21,14 +22,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option(
-    "-Q",
-    "--queues",
-    envvar="CONVEYOR_QUEUES",
-    show_envvar=True,
-    metavar="SPEC",
-    help="Queues to size workers for (weights are ignored). Default: every queue.",
-)
+@queues_option("Queues to size workers for (weights are ignored). Default: every queue.")
 @click.option(
     "--jobs-per-worker",
     type=click.IntRange(min=1),

@@ -23,6 +23,7 @@ import click
 from conveyor.cli import render
 from conveyor.cli.options import DURATION
 from conveyor.scheduler.defaults import DEFAULT_LEADER_TTL, DEFAULT_LOOKBACK, DEFAULT_MAX_CATCH_UP
+from conveyor.worker.signals import installed
 
 if TYPE_CHECKING:
     from conveyor.cli import CliState
@@ -304,14 +305,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous: dict[signal.Signals, Any] = {}
-    try:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, handler)
+    with installed(dict.fromkeys((signal.SIGTERM, signal.SIGINT), handler)):
         yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 @click.command()

@@ -6,10 +6,8 @@ consumer loop, and reports to its supervisor over an inherited pipe: ready, job
 started/finished, liveness (from the heartbeat thread), leaks, recycling. It dies
 with its supervisor (``PR_SET_PDEATHSIG``, plus a parent check on every beat).
 
-Signals (sent by the supervisor): SIGTERM finish the current job and exit;
-SIGQUIT interrupt it, release it and exit; SIGUSR1 pause; SIGUSR2 resume.
-SIGINT and SIGHUP are ignored: a terminal's Ctrl-C or hang-up reaches the
-supervisor, which decides.
+Signals sent by the supervisor are routed by
+:func:`conveyor.worker.signals.child_signals`.
 """
 
 from __future__ import annotations
@@ -23,18 +21,19 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
+from conveyor.config import WorkerSettings
+from conveyor.errors import ConveyorError
 from conveyor.job import Lease
-
-if TYPE_CHECKING:
-    from conveyor.config import WorkerSettings
-    from conveyor.runtime import Runtime
+from conveyor.loading import load_app
+from conveyor.logs import configure_logging
+from conveyor.runtime import Runtime
 from conveyor.worker.channel import ReportWriter
+from conveyor.worker.consumer import Worker
 from conveyor.worker.reporting import WorkerStats, rss_bytes
+from conveyor.worker.signals import child_signals
 from conveyor.worker.slot import JobSlot
 
 EXIT_CONFIG = 78
@@ -111,41 +110,8 @@ class PipeReporter:
         self.send("memory", job_id=job_id, message=message)
 
 
-@contextmanager
-def child_signals(worker: Any) -> Iterator[None]:
-    """Route the supervisor's signals to the worker (handlers only record intent)."""
-    from conveyor.worker.consumer import StopWaiting
-
-    def graceful(signum: int, frame: FrameType | None) -> None:
-        worker.request_stop()
-        if worker.idle:
-            raise StopWaiting
-
-    def immediate(signum: int, frame: FrameType | None) -> None:
-        worker.request_stop(immediate=True)
-        if worker.idle:
-            raise StopWaiting
-
-    handlers: dict[signal.Signals, Any] = {
-        signal.SIGTERM: graceful,
-        signal.SIGQUIT: immediate,
-        signal.SIGUSR1: lambda s, f: worker.pause(),
-        signal.SIGUSR2: lambda s, f: worker.resume(),
-        signal.SIGINT: signal.SIG_IGN,
-        signal.SIGHUP: signal.SIG_IGN,
-    }
-    saved = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def run_child(app: Runtime, settings: WorkerSettings, reporter: PipeReporter) -> int:
     """The child's life once it has its app: report ready, consume, report stats."""
-    from conveyor.worker.consumer import Worker
-
     worker = Worker(app, settings, reporter=reporter, maintenance=False)
     with child_signals(worker):
         reporter.send("ready", worker_id=worker.worker_id, pid=os.getpid())
@@ -175,12 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
     reporter = PipeReporter(ReportWriter(args.fd), JobSlot(args.slot_fd), args.parent)
-
-    from conveyor.config import WorkerSettings
-    from conveyor.errors import ConveyorError
-    from conveyor.loading import load_app
-    from conveyor.logs import configure_logging
-
     configure_logging(args.log_level, args.log_format)
     try:
         app = load_app(args.app)

@@ -30,7 +30,7 @@ from conveyor.errors import (
 )
 from conveyor.job import FailureReason, JobError, Lease
 from conveyor.middleware import compose_execute
-from conveyor.retry import DEFAULT_POLICY, decide
+from conveyor.retry import after_failure
 from conveyor.runtime import Runtime
 from conveyor.worker.gate import Gate
 from conveyor.worker.interrupt import Interrupter
@@ -267,21 +267,16 @@ class Executor:
     def _after_error(
         self, lease: Lease, exc: BaseException, started: float, reason: FailureReason | None
     ) -> Outcome:
-        job = lease.job
-        task = self.app.tasks.get(job.task)
-        decision = decide(
+        task = self.app.tasks.get(lease.job.task)
+        decision = after_failure(
             exc,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            policy=task.options.retry if task else DEFAULT_POLICY,
-            retry_on=task.options.retry_on if task else (UnknownTask,),
+            lease.job,
+            task.options if task else None,
             now=self.app.clock.now(),
             rng=self.rng,
+            exhausted=reason or FailureReason.EXHAUSTED,
         )
         error = self._error(lease, exc, started)
         if decision.retry_at is not None:
             return Outcome(Kind.RETRYING, error=error, retry_at=decision.retry_at, exception=exc)
-        final = (
-            reason if reason is not None and decision.reason is FailureReason.EXHAUSTED else None
-        )
-        return Outcome(Kind.FAILED, error=error, reason=final or decision.reason, exception=exc)
+        return Outcome(Kind.FAILED, error=error, reason=decision.reason, exception=exc)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from conveyor.config import WorkerSettings
 from conveyor.worker.channel import ReportReader, ReportWriter, report_pipe
 from conveyor.worker.child import PipeReporter, die_with_parent, run_child
+from conveyor.worker.signals import forget_inherited
 from conveyor.worker.slot import ClaimedJob, CurrentJob, JobSlot
 
 if TYPE_CHECKING:
@@ -67,8 +68,29 @@ class ChildLauncher(Protocol):
         ...
 
 
+class _Reports:
+    """What every kind of child shares: its report pipe and its job slot."""
+
+    __slots__ = ()
+    conn: ReportReader
+    slot: JobSlot
+
+    def current_job(self) -> CurrentJob | None:
+        """Read the child's job slot."""
+        return self.slot.read()
+
+    def claimed_jobs(self) -> list[ClaimedJob]:
+        """Read the child's last published batch."""
+        return self.slot.read_batch()
+
+    def close(self) -> None:
+        """Close the pipe and the slot."""
+        self.conn.close()
+        self.slot.close()
+
+
 @dataclasses.dataclass(slots=True)
-class PopenChild:
+class PopenChild(_Reports):
     """A child started with :mod:`subprocess`."""
 
     proc: subprocess.Popen[bytes]
@@ -87,19 +109,6 @@ class PopenChild:
                 self.proc.send_signal(sig)
             except ProcessLookupError:
                 return
-
-    def current_job(self) -> CurrentJob | None:
-        """Read the child's job slot."""
-        return self.slot.read()
-
-    def claimed_jobs(self) -> list[ClaimedJob]:
-        """Read the child's last published batch."""
-        return self.slot.read_batch()
-
-    def close(self) -> None:
-        """Close the pipe and the slot."""
-        self.conn.close()
-        self.slot.close()
 
 
 class ExecLauncher:
@@ -165,7 +174,7 @@ class ExecLauncher:
 
 
 @dataclasses.dataclass(slots=True)
-class ForkedChild:
+class ForkedChild(_Reports):
     """A child forked from the supervisor."""
 
     pid: int
@@ -192,19 +201,6 @@ class ForkedChild:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 return
-
-    def current_job(self) -> CurrentJob | None:
-        """Read the child's job slot."""
-        return self.slot.read()
-
-    def claimed_jobs(self) -> list[ClaimedJob]:
-        """Read the child's last published batch."""
-        return self.slot.read_batch()
-
-    def close(self) -> None:
-        """Close the pipe and the slot."""
-        self.conn.close()
-        self.slot.close()
 
 
 class ForkLauncher:
@@ -249,9 +245,7 @@ class ForkLauncher:
 def _forked_child(
     app: Runtime, settings: WorkerSettings, writer: int, job_slot: JobSlot, parent: int
 ) -> int:
-    signal.set_wakeup_fd(-1)  # the supervisor's wake-up socket is not ours
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
+    forget_inherited()
     die_with_parent(parent)
     return run_child(app, settings, PipeReporter(ReportWriter(writer), job_slot, parent))
 

@@ -10,7 +10,10 @@ suggestion has stayed below the current count for ``scale_down_after`` seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from conveyor.job import JobState, StateCounts
 
 WAIT_TARGET = 1.0
 """Seconds a job may wait before the backlog counts as urgent."""
@@ -29,6 +32,36 @@ def suggest_workers(
     if pending and oldest_wait >= WAIT_TARGET:
         want = max(want, busy + 1)
     return want
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What some queues hold: the input of a scaling decision."""
+
+    queues: tuple[str, ...]
+    """The queues counted (those asked for, else every queue with jobs)."""
+    pending: int
+    processing: int
+    oldest_pending_at: float | None
+    """When the oldest pending job became due; None when nothing is pending."""
+
+    def oldest_wait(self, now: float) -> float:
+        """Seconds the oldest pending job has waited at ``now`` (0 when none waits)."""
+        if self.oldest_pending_at is None:
+            return 0.0
+        return max(now - self.oldest_pending_at, 0.0)
+
+
+def backlog(stats: Iterable[StateCounts], queues: Sequence[str] | None = None) -> Backlog:
+    """Add up ``stats`` over ``queues`` (every queue when None or empty)."""
+    chosen = [entry for entry in stats if not queues or entry.queue in queues]
+    waiting = [e.oldest_pending_at for e in chosen if e.oldest_pending_at is not None]
+    return Backlog(
+        queues=tuple(queues or [entry.queue for entry in chosen]),
+        pending=sum(entry.counts.get(JobState.PENDING.value, 0) for entry in chosen),
+        processing=sum(entry.counts.get(JobState.PROCESSING.value, 0) for entry in chosen),
+        oldest_pending_at=min(waiting, default=None),
+    )
 
 
 @dataclass(slots=True)

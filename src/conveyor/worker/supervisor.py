@@ -9,7 +9,9 @@ over ``tick`` and sleeps on the children's pipes.
 A child that crashes or is killed while holding a job has that job recovered
 at once (the supervisor knows its lease token from the child's report): the
 attempt is recorded as failed and retried, or sent to the DLQ as ``poison``
-when attempts run out. The rest of the child's claimed batch (published in the
+when attempts run out (:mod:`conveyor.worker.recovery`). Signals, both those the
+supervisor receives and those it sends its children, are in
+:mod:`conveyor.worker.signals`. The rest of the child's claimed batch (published in the
 same shared slot) is released at once, with no attempt and no crash counted:
 only the job that was running when its process died counts towards poison (G9).
 Fencing makes this safe even if the child managed to finish first: the late
@@ -18,37 +20,38 @@ transition is refused.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
-import random
 import select
 import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from types import FrameType
 
 from conveyor.config import WorkerSettings
-from conveyor.errors import LeaseLost, Retry, StoreError
-from conveyor.job import FailureReason, JobError, JobState, Lease
+from conveyor.errors import StoreError
 from conveyor.maintenance.pruner import Pruner
 from conveyor.maintenance.rescuer import Rescuer
 from conveyor.maintenance.retention import Retention
 from conveyor.queues import parse_queues
-from conveyor.retry import DEFAULT_POLICY, decide
 from conveyor.runtime import Runtime
 from conveyor.stores.base import NodeInfo, Store, WorkerInfo
 from conveyor.stores.server_clock import clock_offset
 from conveyor.worker.child import EXIT_CONFIG
 from conveyor.worker.launcher import ChildLauncher, ChildProcess
 from conveyor.worker.memory import OOM_SUFFIX, OomKills, own_memory_events
+from conveyor.worker.recovery import HARD_TIMEOUT, MEMORY_KILL, Recovery
 from conveyor.worker.release import BatchReleaser
 from conveyor.worker.reporting import WorkerStats
-from conveyor.worker.scaling import Autoscaler
+from conveyor.worker.scaling import Autoscaler, backlog
+from conveyor.worker.signals import (
+    CHILD_SIGNALS,
+    Command,
+    describe_exit,
+    drain_wakeups,
+    supervisor_signals,
+)
 from conveyor.worker.slot import CurrentJob
 
 log = logging.getLogger("conveyor.supervisor")
@@ -56,16 +59,6 @@ log = logging.getLogger("conveyor.supervisor")
 RESTART_BACKOFF_MAX = 30.0
 KILL_AFTER = 5.0
 """Seconds after SIGQUIT before stragglers get SIGKILL."""
-
-
-class Command(enum.Enum):
-    """What a signal asks for; handlers only queue these."""
-
-    STOP = "stop"
-    STOP_NOW = "stop-now"
-    PAUSE = "pause"
-    RESUME = "resume"
-    RELOAD = "reload"
 
 
 @dataclass(slots=True)
@@ -162,7 +155,8 @@ class Supervisor:
         self._next_beat = 0.0
         self._next_rescue = 0.0
         self._next_scale = 0.0
-        self._rng = random.Random()
+        self.recovery = Recovery(self.store, app.tasks, app.clock)
+        """Settles the job a dead child was running."""
         self.oom_kills = OomKills(own_memory_events())
         """Names a child's SIGKILL an OOM kill when the cgroup's counter rose."""
 
@@ -180,23 +174,19 @@ class Supervisor:
             self.stopping = True
             self.stop_started = now
             for child in self.children.values():
-                self._retire(child, "stop", signal.SIGTERM, now)
+                self._retire(child, "stop", now)
         elif cmd is Command.STOP_NOW:
             log.info("supervisor %s: stopping now", self.node_id)
             self.stopping = self.stop_now = True
             self.stop_started = self.stop_started or now
             for child in self.children.values():
                 child.retiring = child.retiring or "stop"
-                child.proc.signal(signal.SIGQUIT)
+                child.proc.signal(CHILD_SIGNALS[cmd])
                 child.signalled_at = now
-        elif cmd is Command.PAUSE:
-            self.paused = True
+        elif cmd is Command.PAUSE or cmd is Command.RESUME:
+            self.paused = cmd is Command.PAUSE
             for child in self.children.values():
-                child.proc.signal(signal.SIGUSR1)
-        elif cmd is Command.RESUME:
-            self.paused = False
-            for child in self.children.values():
-                child.proc.signal(signal.SIGUSR2)
+                child.proc.signal(CHILD_SIGNALS[cmd])
         elif cmd is Command.RELOAD:
             self.generation += 1
             self.launcher.reload()
@@ -249,7 +239,7 @@ class Supervisor:
         child.ready = True
         child.worker_id = str(data.get("worker_id", ""))
         if self.paused:
-            child.proc.signal(signal.SIGUSR1)
+            child.proc.signal(CHILD_SIGNALS[Command.PAUSE])
 
     def _report_alive(self, child: Child, data: dict[str, object], now: float) -> None:
         child.processed = int(str(data.get("processed", 0)))
@@ -310,8 +300,10 @@ class Supervisor:
             if status == -signal.SIGKILL and not child.killed and self.oom_kills.rose():
                 child.killed = f"worker process died: killed by SIGKILL{OOM_SUFFIX}"
             if child.job is not None:
-                reason = child.killed or f"worker process died: {_describe_status(status)}"
-                if self._recover_job(child, child.job, reason):
+                reason = child.killed or f"worker process died: {describe_exit(status)}"
+                if self.recovery.recover(
+                    child.job, worker_id=child.worker_id, killed=child.killed, why=reason
+                ):
                     result.recovered.append(child.job.job_id)
             result.released += self._release_claimed(child, now)
             try:
@@ -327,7 +319,7 @@ class Supervisor:
                 log.info(
                     "worker %s left (%s)",
                     child.worker_id or child.proc.pid,
-                    child.retiring or child.killed or _describe_status(status),
+                    child.retiring or child.killed or describe_exit(status),
                 )
                 continue
             failures = self._failures.get(slot, 0) + 1
@@ -338,55 +330,9 @@ class Supervisor:
                 "worker %s (pid %d) died: %s; restarting in %.1fs",
                 child.worker_id or "?",
                 child.proc.pid,
-                child.killed or _describe_status(status),
+                child.killed or describe_exit(status),
                 delay,
             )
-
-    def _recover_job(self, child: Child, current: CurrentJob, why: str) -> bool:
-        """Record the dead child's attempt as failed; retry it or dead-letter it."""
-        try:
-            job = self.store.get(current.job_id)
-            if (
-                job is None
-                or job.state is not JobState.PROCESSING
-                or job.lease_token != current.token
-            ):
-                return False
-            lease = Lease(job, current.token, job.lease_expires_at or 0.0)
-            hard_timeout = child.killed.startswith("hard timeout")
-            memory = child.killed.startswith(MEMORY_KILL)
-            error = JobError(
-                attempt=job.attempt,
-                type=_error_type(hard_timeout, memory),
-                message=why,
-                worker_id=child.worker_id,
-                started_at=job.started_at,
-                failed_at=self.app.clock.now(),
-            )
-            task = self.app.tasks.get(job.task)
-            decision = decide(
-                Retry(),
-                attempt=job.attempt,
-                max_attempts=job.max_attempts,
-                policy=task.options.retry if task else DEFAULT_POLICY,
-                retry_on=(Retry,),
-                now=self.app.clock.now(),
-                rng=self._rng,
-            )
-            reason = None
-            if decision.retry_at is None:
-                stopped = hard_timeout or memory
-                reason = FailureReason.EXHAUSTED if stopped else FailureReason.POISON
-            self.store.fail(lease, error, retry_at=decision.retry_at, reason=reason)
-            log.warning("job %s recovered from worker %s: %s", job.id, child.worker_id, why)
-            return True
-        except LeaseLost:
-            return False
-        except StoreError as exc:
-            log.warning(
-                "could not recover job %s now (%s); its lease will expire", current.job_id, exc
-            )
-            return False
 
     def _release_claimed(self, child: Child, now: float) -> list[str]:
         """Give back the dead child's claimed jobs other than the running one (G9)."""
@@ -409,7 +355,7 @@ class Supervisor:
                 limit = child.job.timeout + self.settings.hard_timeout_grace
                 ran = now - child.job.started
                 if ran > limit:
-                    reason = f"hard timeout: job ran {ran:.1f}s (limit {limit:g}s)"
+                    reason = f"{HARD_TIMEOUT}: job ran {ran:.1f}s (limit {limit:g}s)"
             if reason:
                 child.killed = reason
                 child.proc.signal(signal.SIGKILL)
@@ -431,12 +377,13 @@ class Supervisor:
                 child.killed = child.killed or "did not stop in time"
                 child.proc.signal(signal.SIGKILL)
 
-    def _retire(self, child: Child, why: str, sig: int, now: float) -> None:
+    def _retire(self, child: Child, why: str, now: float) -> None:
+        """Ask ``child`` to finish its job and leave (a stop overrides another reason)."""
         if child.retiring and why != "stop":
             return
         child.retiring = why
         child.signalled_at = now
-        child.proc.signal(sig)
+        child.proc.signal(CHILD_SIGNALS[Command.STOP])
 
     def _roll(self, now: float) -> None:
         """Rolling restart: retire one old-generation child at a time, and only once
@@ -450,7 +397,7 @@ class Supervisor:
             return
         if any(not c.ready for c in self.children.values() if c.generation == self.generation):
             return
-        self._retire(old[0], "reload", signal.SIGTERM, now)
+        self._retire(old[0], "reload", now)
 
     def _scale(self, now: float) -> None:
         if self.autoscaler is None or now < self._next_scale:
@@ -461,14 +408,8 @@ class Supervisor:
         except StoreError as exc:
             log.warning("autoscale: stats failed (%s)", exc)
             return
-        pending = 0
-        oldest: float | None = None
-        for counts in stats:
-            if counts.queue in self.queues:
-                pending += counts.counts.get(JobState.PENDING.value, 0)
-                if counts.oldest_pending_at is not None:
-                    oldest = min(oldest or counts.oldest_pending_at, counts.oldest_pending_at)
-        wait_s = max(self.app.clock.now() - oldest, 0.0) if oldest is not None else 0.0
+        held = backlog(stats, self.queues)
+        pending, wait_s = held.pending, held.oldest_wait(self.app.clock.now())
         active = [c for c in self.children.values() if not c.retiring and not c.killed]
         busy = sum(1 for c in active if c.job)
         target = self.autoscaler.decide(
@@ -487,7 +428,7 @@ class Supervisor:
         for child in sorted(active, key=lambda c: (c.job is not None, -c.started)):
             if excess <= 0:
                 break
-            self._retire(child, "scale-down", signal.SIGTERM, now)
+            self._retire(child, "scale-down", now)
             excess -= 1
 
     def _fill(self, now: float, result: TickResult) -> None:
@@ -603,66 +544,6 @@ class Supervisor:
                 ]
                 ready, _, _ = select.select(fds, [], [], tick_every)
                 if fds[0] in ready:
-                    _drain(wakeup)
+                    drain_wakeups(wakeup)
         log.info("supervisor %s stopped", self.node_id)
         return self.exit_code
-
-
-SIGNAL_COMMANDS = {
-    signal.SIGTERM: Command.STOP,
-    signal.SIGINT: Command.STOP,
-    signal.SIGQUIT: Command.STOP_NOW,
-    signal.SIGUSR1: Command.PAUSE,
-    signal.SIGUSR2: Command.RESUME,
-    signal.SIGHUP: Command.RELOAD,
-}
-
-
-@contextmanager
-def supervisor_signals(supervisor: Supervisor) -> Iterator[socket.socket]:
-    """Handlers that only queue commands; a wake-up socket cuts the loop's sleep short."""
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-
-    def record(signum: int, frame: FrameType | None) -> None:
-        supervisor.command(SIGNAL_COMMANDS[signal.Signals(signum)])
-
-    saved = {sig: signal.signal(sig, record) for sig in SIGNAL_COMMANDS}
-    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    try:
-        yield reader
-    finally:
-        signal.set_wakeup_fd(previous_fd)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        reader.close()
-        writer.close()
-
-
-def _drain(sock: socket.socket) -> None:
-    try:
-        while sock.recv(512):
-            continue
-    except BlockingIOError:
-        return
-
-
-MEMORY_KILL = "memory limit: "
-"""How :attr:`Child.killed` starts when the supervisor killed it for a job's memory."""
-
-
-def _error_type(hard_timeout: bool, memory: bool) -> str:
-    """The type recorded on a job whose process the supervisor lost or killed."""
-    if hard_timeout:
-        return "HardTimeout"
-    return "MemoryLimitExceeded" if memory else "WorkerLost"
-
-
-def _describe_status(status: int) -> str:
-    if status < 0:
-        try:
-            return f"killed by {signal.Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
