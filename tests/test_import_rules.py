@@ -83,11 +83,6 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
     "by App.run_sync, not by producers",
     ("conveyor.app", "conveyor.scheduler"): "the scheduler (cronsim, the recurrence maths) "
     "costs a producer ~50 ms at start-up; only App.periodic / App.schedule need it",
-    ("conveyor.worker.child", "conveyor"): "the exec'd child arranges to die with its "
-    "parent before its slow imports, and the supervisor that imports this module (through "
-    "the launcher) never runs a consumer",
-    ("conveyor.admin", "conveyor"): "provisional: admin.py is split on another branch of "
-    "this issue; the lead re-checks its two lazy imports (version, scaling) when merging",
 }
 """(importer prefix, imported prefix) -> why the import is inside a function."""
 
