@@ -113,6 +113,16 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt to record: ``retrying`` until ``retry_at``, or (None) ``failed``
+    with ``reason`` (``exhausted`` when not given)."""
+
+    error: JobError
+    retry_at: float | None
+    reason: FailureReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatResult:
     """Outcome of a heartbeat for a batch of leases."""
 

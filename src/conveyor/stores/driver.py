@@ -21,9 +21,7 @@ from collections.abc import Sequence
 
 from conveyor.job import (
     EnqueueResult,
-    FailureReason,
     Job,
-    JobError,
     JobState,
     Lease,
     NewJob,
@@ -33,6 +31,7 @@ from conveyor.stores.base import (
     CancelResult,
     ClaimParams,
     Completion,
+    Failure,
     HeartbeatResult,
     JobQuery,
     Page,
@@ -98,14 +97,7 @@ class JobStorage(ABC):
         empty (no completions; ``params.limit`` of 0 or less claims nothing)."""
 
     @abstractmethod
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
+    def _fail(self, lease: Lease, failure: Failure, now: float) -> JobState:
         """Record a failed attempt; raise LeaseLost when the lease does not hold."""
 
     @abstractmethod
@@ -182,15 +174,10 @@ class RecordStorage(ABC):
 
     @abstractmethod
     def _put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
+        self, proposed: Record, expect_version: int | None, now: float
     ) -> Record | None:
-        """Compare-and-set; the new record, or None on conflict."""
+        """Compare-and-set ``proposed`` (namespace, key, value, expiry; its version is
+        ignored); the stored record with its new version, or None on conflict."""
 
     @abstractmethod
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:

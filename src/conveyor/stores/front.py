@@ -33,6 +33,7 @@ from conveyor.stores.base import (
     Capabilities,
     ClaimParams,
     Completion,
+    Failure,
     HeartbeatResult,
     JobQuery,
     NodeInfo,
@@ -120,7 +121,7 @@ class StoreFront(JobStorage, RecordStorage, Wakeups):
         now: float | None = None,
     ) -> JobState:
         """Record a failed attempt: retrying until ``retry_at``, or failed with ``reason``."""
-        return self._fail(lease, error, retry_at, reason, self._now(now))
+        return self._fail(lease, Failure(error, retry_at, reason), self._now(now))
 
     def release(
         self, lease: Lease, *, run_at: float | None = None, now: float | None = None
@@ -225,7 +226,8 @@ class StoreFront(JobStorage, RecordStorage, Wakeups):
     ) -> Record | None:
         """Compare-and-set: the new record, or None on conflict."""
         check_record(namespace, key, value, expect_version=expect_version, expires_at=expires_at)
-        return self._put_record(namespace, key, value, expect_version, expires_at, self._now(now))
+        proposed = Record(namespace, key, value, 0, expires_at)
+        return self._put_record(proposed, expect_version, self._now(now))
 
     def delete_record(self, namespace: str, key: str, *, expect_version: int | None = None) -> bool:
         """Delete the record, live or expired; True if one was deleted."""
@@ -246,10 +248,11 @@ class StoreFront(JobStorage, RecordStorage, Wakeups):
         stamped = dataclasses.replace(node, heartbeat_at=t)
         value = orjson.dumps(dataclasses.asdict(stamped))
         check_record(NODE_NAMESPACE, node.id, value)
+        proposed = Record(NODE_NAMESPACE, node.id, value, 0)
         for _ in range(_NODE_WRITE_TRIES):
             current = self._get_record(NODE_NAMESPACE, node.id, t)
             version = None if current is None else current.version
-            if self._put_record(NODE_NAMESPACE, node.id, value, version, None, t) is not None:
+            if self._put_record(proposed, version, t) is not None:
                 return
         raise StoreError(f"node {node.id}: its registry record kept changing while written")
 

@@ -26,7 +26,7 @@ from conveyor.stores.base import (
     StoreInfo,
 )
 from conveyor.stores.job_table import KeyKind, KeyRow, drop_holds_of, drop_orphan_holds
-from conveyor.stores.records import RecordTable, proposal
+from conveyor.stores.records import RecordTable
 from conveyor.stores.selection import matches, unique_ids
 from conveyor.stores.table_store import TableStore, retention
 
@@ -236,16 +236,9 @@ class MemoryStore(TableStore[MemoryTable]):
             return self._table.records.get(namespace, key, now)
 
     def _put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
+        self, proposed: Record, expect_version: int | None, now: float
     ) -> Record | None:
         with self._lock:
-            proposed = proposal(namespace, key, value, expires_at)
             return self._table.records.put(proposed, expect_version, now)
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:

@@ -81,11 +81,6 @@ def compare_and_set(
     return dataclasses.replace(proposed, version=version, expires_at=expiry)
 
 
-def proposal(namespace: str, key: str, value: bytes, expires_at: float | None) -> Record:
-    """The record a put asks for, before :func:`compare_and_set` gives it its version."""
-    return Record(namespace, key, value, 0, expires_at)
-
-
 def deletable(stored: Record | None, expect_version: int | None) -> bool:
     """True when ``stored`` exists and is at ``expect_version`` (when given)."""
     return stored is not None and (expect_version is None or stored.version == expect_version)

@@ -21,9 +21,7 @@ from conveyor.job import (
     TERMINAL_STATES,
     WAITING_STATES,
     EnqueueResult,
-    FailureReason,
     Job,
-    JobError,
     JobState,
     Lease,
     NewJob,
@@ -33,6 +31,7 @@ from conveyor.stores.base import (
     CancelResult,
     ClaimParams,
     Completion,
+    Failure,
     HeartbeatResult,
     PruneParams,
     RescueParams,
@@ -136,17 +135,12 @@ class TableStore(StoreFront, Generic[TableT]):
 
         return self._atomic(work)
 
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
+    def _fail(self, lease: Lease, failure: Failure, now: float) -> JobState:
         def work(table: TableT) -> JobState:
             job = _require(table, lease)
-            step = transitions.failed_attempt(job, error, retry_at=retry_at, reason=reason, now=now)
+            step = transitions.failed_attempt(
+                job, failure.error, retry_at=failure.retry_at, reason=failure.reason, now=now
+            )
             apply(table, step, now)
             return step.job.state
 

@@ -47,7 +47,6 @@ from conveyor.stores.file import records as file_records
 from conveyor.stores.file.journal import Directory
 from conveyor.stores.file.transaction import Transaction
 from conveyor.stores.job_table import drop_holds_of, drop_orphan_holds, fail_dependents
-from conveyor.stores.records import proposal
 from conveyor.stores.selection import matches, unique_ids
 from conveyor.stores.table_store import TableStore, retention
 from conveyor.stores.wakeup import WakeChannel
@@ -281,16 +280,9 @@ class FileStore(TableStore[Transaction]):
         return file_records.get(self._dir, namespace, key, now)
 
     def _put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
+        self, proposed: Record, expect_version: int | None, now: float
     ) -> Record | None:
         """Compare-and-set in one journalled transaction under the lock."""
-        proposed = proposal(namespace, key, value, expires_at)
         return self._atomic(lambda tx: file_records.put(tx, proposed, expect_version, now))
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from conveyor.job import FailureReason, JobError, JobState, Lease
-from conveyor.stores.base import ClaimParams, Completion, HeartbeatResult
+from conveyor.job import FailureReason, JobState, Lease
+from conveyor.stores.base import ClaimParams, Completion, Failure, HeartbeatResult
 from conveyor.stores.redis import codec
 from conveyor.stores.redis.codec import text, texts
 from conveyor.stores.redis.connection import RedisConnection, log
@@ -128,14 +128,7 @@ class RedisJobs(RedisConnection):
                 cancel.append(lease.job_id)
         return HeartbeatResult(renewed, lost, cancel)
 
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
+    def _fail(self, lease: Lease, failure: Failure, now: float) -> JobState:
         """Record the error; ``retrying`` until ``retry_at``, else ``failed``."""
         reply = self._run(
             "fail",
@@ -143,9 +136,9 @@ class RedisJobs(RedisConnection):
                 codec.num(now),
                 lease.job_id,
                 lease.token,
-                codec.encode_error(error),
-                *_run_at_args(retry_at),
-                (reason or FailureReason.EXHAUSTED).value,
+                codec.encode_error(failure.error),
+                *_run_at_args(failure.retry_at),
+                (failure.reason or FailureReason.EXHAUSTED).value,
             ],
         )
         return JobState(text(reply))

@@ -82,31 +82,25 @@ class RedisRecords(RedisConnection):
         return live(namespace, key, packed, now)
 
     def _put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
+        self, proposed: Record, expect_version: int | None, now: float
     ) -> Record | None:
         """Compare-and-set in one script."""
         version = self._run(
             "records",
             [
                 "put",
-                encode(namespace),
-                encode(key),
+                encode(proposed.namespace),
+                encode(proposed.key),
                 codec.num(now),
-                value,
+                proposed.value,
                 _version_arg(expect_version),
-                "" if expires_at is None else codec.num(expires_at),
+                "" if proposed.expires_at is None else codec.num(proposed.expires_at),
             ],
         )
         if version is None:
             return None
-        expiry = None if expires_at is None else float(expires_at)
-        return Record(namespace, key, value, int(version), expiry)
+        expiry = None if proposed.expires_at is None else float(proposed.expires_at)
+        return Record(proposed.namespace, proposed.key, proposed.value, int(version), expiry)
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
         """Delete the record, live or expired (at ``expect_version`` when given)."""

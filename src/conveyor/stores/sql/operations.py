@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
-from conveyor.job import FailureReason, JobError, JobState, Lease
+from conveyor.job import FailureReason, JobState, Lease
 from conveyor.stores.base import (
     ClaimParams,
     Completion,
+    Failure,
     HeartbeatResult,
     PruneParams,
     PruneResult,
@@ -175,15 +176,13 @@ def fail_job(
     cur: Cursor,
     sql: Statements,
     lease: Lease,
-    error: JobError,
-    retry_at: float | None,
-    reason: FailureReason | None,
+    failure: Failure,
     now: float,
 ) -> JobState | None:
     """Record a failed attempt; the new state, or None when the lease does not hold."""
-    target = S.RETRYING if retry_at is not None else S.FAILED
-    reason_value = (reason or FailureReason.EXHAUSTED).value if target is S.FAILED else None
-    params = (target.value, encode_error(error), retry_at, now, reason_value)
+    target = S.RETRYING if failure.retry_at is not None else S.FAILED
+    reason = (failure.reason or FailureReason.EXHAUSTED).value if target is S.FAILED else None
+    params = (target.value, encode_error(failure.error), failure.retry_at, now, reason)
     row = cur.execute(sql.fail, (*params, lease.job_id, lease.token)).fetchall()
     if not row:
         return None

@@ -26,15 +26,13 @@ def get_record(cur: Cursor, sql: Statements, namespace: str, key: str, now: floa
 def put_record(
     cur: Cursor,
     sql: Statements,
-    namespace: str,
-    key: str,
-    value: bytes,
+    proposed: Record,
     expect_version: int | None,
-    expires_at: float | None,
     now: float,
 ) -> Record | None:
     """Create (``expect_version`` None) or replace at ``expect_version``; None on conflict."""
-    expiry = _expiry(expires_at)
+    namespace, key, value = proposed.namespace, proposed.key, proposed.value
+    expiry = _expiry(proposed.expires_at)
     if expect_version is None:
         row = cur.execute(sql.create_record, (namespace, key, value, expiry, now)).fetchone()
     else:

@@ -16,9 +16,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from conveyor.errors import LeaseLost
 from conveyor.job import (
     EnqueueResult,
-    FailureReason,
     Job,
-    JobError,
     JobState,
     Lease,
     NewJob,
@@ -30,6 +28,7 @@ from conveyor.stores.base import (
     Capabilities,
     ClaimParams,
     Completion,
+    Failure,
     HeartbeatResult,
     JobQuery,
     Page,
@@ -138,15 +137,8 @@ class SqlStore(StoreFront):
         )
         return lost, leases
 
-    def _fail(
-        self,
-        lease: Lease,
-        error: JobError,
-        retry_at: float | None,
-        reason: FailureReason | None,
-        now: float,
-    ) -> JobState:
-        state = self._write(ops.fail_job, self.sql, lease, error, retry_at, reason, now)
+    def _fail(self, lease: Lease, failure: Failure, now: float) -> JobState:
+        state = self._write(ops.fail_job, self.sql, lease, failure, now)
         if state is None:
             raise LeaseLost(lease.job_id)
         return state
@@ -217,17 +209,9 @@ class SqlStore(StoreFront):
         return self._read(records.get_record, self.sql, namespace, key, now)
 
     def _put_record(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        expect_version: int | None,
-        expires_at: float | None,
-        now: float,
+        self, proposed: Record, expect_version: int | None, now: float
     ) -> Record | None:
-        return self._write(
-            records.put_record, self.sql, namespace, key, value, expect_version, expires_at, now
-        )
+        return self._write(records.put_record, self.sql, proposed, expect_version, now)
 
     def _delete_record(self, namespace: str, key: str, expect_version: int | None) -> bool:
         return self._write(records.delete_record, self.sql, namespace, key, expect_version)
