@@ -81,6 +81,10 @@ LAZY_IMPORTS: dict[tuple[str, str], str] = {
     "watch, reporting) costs a producer ~50 ms at start-up; only App.worker() needs it",
     ("conveyor.app", "conveyor.worker.sync"): "the executor and the gate are needed only "
     "by App.run_sync, not by producers",
+    ("conveyor.options", "conveyor.conditions"): "conditions (and the zone database) cost "
+    "every producer and worker ~15 ms of start-up; only tasks that declare some need them",
+    ("conveyor.payloads", "conveyor.conditions"): "the same cost, paid only by an enqueue "
+    "that carries conditions",
     ("conveyor.app", "conveyor.scheduler"): "the scheduler (cronsim, the recurrence maths) "
     "costs a producer ~50 ms at start-up; only App.periodic / App.schedule need it",
 }

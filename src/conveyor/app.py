@@ -20,7 +20,6 @@ from conveyor import enqueueing, job_controls, payloads, queue_control, validati
 from conveyor.bulk import enqueue_signatures
 from conveyor.clock import Clock
 from conveyor.codec import Codec, Keyring
-from conveyor.conditions import Condition, ConditionContext
 from conveyor.config import AppSettings, WorkerSettings, build, read_file_settings
 from conveyor.coordination.limits import Limit, check_limit_keys, check_limits
 from conveyor.errors import InvalidOption, UnknownTask
@@ -40,6 +39,7 @@ from conveyor.task import Task
 from conveyor.workflow import Chain, Signature
 
 if TYPE_CHECKING:
+    from conveyor.conditions import Condition, ConditionContext
     from conveyor.scheduler.registry import StoredSchedule
     from conveyor.scheduler.service import PeriodicEntry
     from conveyor.worker.consumer import Worker

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor import validation
-from conveyor.conditions import Condition, check_conditions
 from conveyor.coordination.limits import Limit, check_limits
 from conveyor.errors import InvalidOption
 from conveyor.job import DependencyPolicy
@@ -21,6 +20,7 @@ from conveyor.retry import DEFAULT_POLICY, RetryPolicy
 from conveyor.sizes import memory_limit
 
 if TYPE_CHECKING:
+    from conveyor.conditions import Condition
     from conveyor.task import Task
 
 
@@ -28,6 +28,9 @@ def _checked_conditions(conditions: object) -> tuple[Condition, ...]:
     """Validated conditions (the common empty tuple is taken as is)."""
     if conditions == ():
         return ()
+    # conditions cost every producer and worker ~15 ms of start-up; most tasks have none
+    from conveyor.conditions import check_conditions
+
     return check_conditions(conditions)
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.codec import Codec
 from conveyor.codec.size import call_data_size
-from conveyor.conditions import Condition, check_conditions
 from conveyor.errors import CorruptPayload
 from conveyor.job import Job
+
+if TYPE_CHECKING:
+    from conveyor.conditions import Condition
 
 __all__ = ["Payload", "decode_payload", "decode_result", "encode_arguments", "encode_result"]
 
@@ -48,6 +50,9 @@ def encode_arguments(
     codec.check_size(call_data_size(args, encoded_args, kwargs, encoded_kwargs))
     piped = b',"p":"' + piped_from.encode() + b'"' if piped_from else b""
     if conditions:
+        # conditions cost every producer ~15 ms of start-up; most jobs carry none
+        from conveyor.conditions import check_conditions
+
         specs = [c.to_spec() for c in check_conditions(conditions)]
         piped += b',"c":' + codec.dumps(specs, what="conditions")
     return b'{"a":' + encoded_args + b',"k":' + encoded_kwargs + piped + b"}"

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from conveyor.clock import Clock
 from conveyor.codec import Codec
-from conveyor.conditions import ConditionContext
 from conveyor.config import AppSettings
 from conveyor.coordination.limits import Limit
 from conveyor.events import EventBus
@@ -23,6 +22,7 @@ from conveyor.payloads import Payload
 from conveyor.stores.base import Store
 
 if TYPE_CHECKING:
+    from conveyor.conditions import ConditionContext
     from conveyor.handles import JobHandle
     from conveyor.options import JobOptions
     from conveyor.task import Task
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-PredicateFunction = Callable[[ConditionContext], object]
+PredicateFunction = Callable[["ConditionContext"], object]
 """A custom condition registered with ``@app.condition``."""
 
 

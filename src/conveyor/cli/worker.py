@@ -12,7 +12,9 @@ from conveyor.cli.options import DURATION, queues_option
 from conveyor.config import WorkerSettings, build, read_file_settings
 
 if TYPE_CHECKING:
+    from conveyor.app import App
     from conveyor.cli import CliState
+    from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
 
 
 @click.command()
@@ -188,7 +190,6 @@ def worker(
     the queue); a second one interrupts the running job and releases it.
     """
     from conveyor.logs import current_logging, override_logging
-    from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
     from conveyor.worker.banner import log_banner, summary
     from conveyor.worker.launcher import ExecLauncher, ForkLauncher
     from conveyor.worker.signals import worker_signals
@@ -205,9 +206,7 @@ def worker(
     if solo:
         consumer = app.worker(settings)
         log_banner(app, settings, consumer.worker_id, mode="solo")
-        embedded: SchedulerThread | SchedulerProcess | None = (
-            SchedulerThread(app) if with_scheduler else None
-        )
+        embedded = _embedded_scheduler(state, app, thread=True) if with_scheduler else None
         if embedded is not None:
             embedded.start()
         try:
@@ -225,7 +224,7 @@ def worker(
     )
     supervisor = Supervisor(app, settings, ForkLauncher(app, fresh))
     log_banner(app, settings, supervisor.node_id, mode="prefork")
-    embedded = SchedulerProcess.for_app(state.app_spec, state.store_dsn) if with_scheduler else None
+    embedded = _embedded_scheduler(state, app, thread=False) if with_scheduler else None
     if embedded is not None:
         embedded.start()
     try:
@@ -236,3 +235,17 @@ def worker(
     click.echo(summary(supervisor.node_id, supervisor.totals))
     if status:
         raise SystemExit(status)
+
+
+def _embedded_scheduler(
+    state: CliState, app: App, *, thread: bool
+) -> SchedulerThread | SchedulerProcess:
+    """The scheduler run beside the worker (``--with-scheduler``): in a thread of a solo
+    worker, else in a process of its own. Imported only then: the scheduler's modules
+    (cron, recurrences, zones) cost every worker's start-up ~35 ms."""
+    from conveyor.scheduler.embedded import SchedulerProcess, SchedulerThread
+
+    if thread:
+        return SchedulerThread(app)
+    assert state.app_spec is not None
+    return SchedulerProcess.for_app(state.app_spec, state.store_dsn)
