@@ -1,0 +1,1 @@
+"""Metrics: what workers measure, in forms that add up across workers and time."""
