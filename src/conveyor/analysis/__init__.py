@@ -1,0 +1,2 @@
+"""Analysis of what the store holds: failure groups, backlog predictions (used by the
+CLI, the dashboard and alerting alike)."""
